@@ -1,0 +1,136 @@
+"""``python -m extract``: feature extraction and dataset preparation.
+
+Every command writes to or reads from a feature store (see docs/FORMAT.md). Run
+``python -m extract COMMAND --help`` for a command's options and examples.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import pack
+
+
+def _open(path: str, strict: bool = True):
+    from .store import StoreError, open_store
+
+    try:
+        return open_store(path, strict=strict)
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def _print_summary(s: dict) -> None:
+    info = s["info"]
+    model = info["model"] or {}
+    sha = (model.get("sha256") or "")[:12]
+    print(f"store      {s['path']}  (format v{info['format_version']}, id {info['store_id'][:8]})")
+    print(f"feature    {info['feature']}  dtype {info['dtype']}  compression {info['compression'] or 'none'}")
+    print(f"model      {model.get('name') or 'unknown'}" + (f"  sha256 {sha}…" if sha else ""))
+    print(f"created    {info['created_at']} by {info['created_by']}")
+    if info["preprocessing"]:
+        print(f"preprocess {json.dumps(info['preprocessing'], sort_keys=True)}")
+    v = s["videos"]
+    print(f"videos     {v['ok']} ok, {v['failed']} failed, {v['in_unsealed_segments']} in unsealed segments")
+    if s["rows"]:
+        r = s["rows"]
+        for dims, n in s["trailing_dims"].items():
+            print(f"arrays     (T, {dims[1:-1]})  x{n}" if dims != "[]" else f"arrays     (T,)  x{n}")
+        print(f"T          min {r['min']:.0f}  median {r['median']:.0f}  max {r['max']:.0f}")
+        for grid, n in s["grids"].items():
+            print(f"grid       {grid}  x{n}")
+        f = s["grid_fps"]
+        print(f"grid fps   min {f['min']:.3f}  median {f['median']:.3f}  max {f['max']:.3f}")
+    print(f"size       {_human_bytes(s['size_bytes'])} in {s['segments']} segments, "
+          f"{len(s['shards'])} of {info['num_shards']} shards used")
+    if s["shards"]:
+        print("\n  shard  segments  videos        size")
+        for shard, row in s["shards"].items():
+            print(f"  {int(shard):5d}  {row['segments']:8d}  {row['videos']:6d}  {_human_bytes(row['bytes']):>10}")
+    for vid, err in s["failures"].items():
+        print(f"failed     {vid}: {err}")
+    for name, n in s["unsealed"].items():
+        print(f"unsealed   {name}: {n} videos (live writer, or run `python -m extract recover`)")
+    for problem in s["problems"]:
+        print(f"problem    {problem}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .store.report import summarize
+
+    store = _open(args.store, strict=False)
+    summary = summarize(store)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .store.report import verify
+
+    store = _open(args.store, strict=False)
+    problems = verify(store, progress=lambda ids: tqdm(ids, desc="verify", unit="video", disable=None))
+    if args.json:
+        print(json.dumps({"store": args.store, "videos": len(store), "problems": problems}, indent=2))
+    else:
+        for problem in problems:
+            print(f"problem: {problem}")
+        print(f"{len(store)} videos read, {len(problems)} problems" + ("" if problems else ": store is sound"))
+    return 1 if problems else 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .store import StoreError, recover_store
+
+    try:
+        recovered = recover_store(args.store)
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"sealed {len(recovered)} videos left by interrupted writers in {args.store}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m extract", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("inspect", help="summarise a store: videos, shapes, grid, size, shards, failures",
+                       description="Summarise a store. Example: python -m extract inspect stores/thumos_i3d --json")
+    p.add_argument("store", help="store directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("verify", help="read every array, check checksums and NaN/Inf; exit 1 on problems",
+                       description="Read every array of a store, compare checksums, flag NaN/Inf, failed "
+                                   "videos and unsealed segments. Exit code 1 when anything is wrong.")
+    p.add_argument("store", help="store directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("recover", help="seal what killed writers left in a store's staging area",
+                       description="Seal the videos that interrupted writers completed but did not seal. "
+                                   "Resuming an extraction does this too.")
+    p.add_argument("store", help="store directory")
+    p.set_defaults(func=cmd_recover)
+    pack.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
