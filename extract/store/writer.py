@@ -198,7 +198,8 @@ class StoreWriter:
             if not np.can_cast(array.dtype, want, casting="same_kind"):
                 raise BadArrayError(f"video {video_id!r}: array dtype {array.dtype} cannot be stored as "
                                     f"the store's {want} ({self.path})")
-            array = array.astype(want)
+            with np.errstate(over="ignore"):  # overflow shows up as Inf, refused just below
+                array = array.astype(want)
         if array.ndim == 0 or array.shape[0] == 0 or array.size == 0:
             raise BadArrayError(f"video {video_id!r}: refusing to store an empty array of shape {array.shape}")
         if has_nonfinite(array):
