@@ -41,6 +41,23 @@ def _pick(obj: Any, key: str | None, path: Path) -> Any:
     return obj
 
 
+def _read(path: Path, fmt: str, key: str | None) -> Any:
+    """The array-like object in one file (``key`` picks it from a mapping)."""
+    if fmt == "npz":
+        with np.load(path, allow_pickle=False) as npz:
+            return np.asarray(_pick(npz, key, path))
+    if fmt == "npy":
+        obj = np.load(path, allow_pickle=False)
+    elif fmt == "pt":
+        import torch
+
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)  # noqa: S301 - the caller passed allow_pickle
+    return _pick(obj, key, path)
+
+
 def load_feature_file(path: Path, fmt: str, key: str | None = None, allow_pickle: bool = False) -> np.ndarray:
     """Load one per-video feature file as a numpy array of rank >= 2, rows first.
 
@@ -48,25 +65,17 @@ def load_feature_file(path: Path, fmt: str, key: str | None = None, allow_pickle
     code. ``.pkl`` files can run arbitrary code when unpickled and are refused unless
     ``allow_pickle`` says the caller trusts their source.
     """
-    if fmt == "npy":
-        obj = np.load(path, allow_pickle=False)
-    elif fmt == "npz":
-        with np.load(path, allow_pickle=False) as npz:
-            obj = _pick(npz, key, path)
-            key = None
-    elif fmt == "pt":
-        import torch
-
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    elif fmt == "pkl":
-        if not allow_pickle:
-            raise FeatureFileError(f"{path}: unpickling runs arbitrary code; pass --allow-pickle only if you "
-                                   "trust where these files come from")
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh)  # noqa: S301 - explicitly allowed by the caller
-    else:
+    if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    obj = _pick(obj, key, path)
+    if fmt == "pkl" and not allow_pickle:
+        raise FeatureFileError(f"{path}: unpickling runs arbitrary code; pass --allow-pickle only if you "
+                               "trust where these files come from")
+    try:
+        obj = _read(path, fmt, key)
+    except FeatureFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy/torch/pickle raise many types for a bad file
+        raise FeatureFileError(f"{path}: cannot be read as .{fmt} ({type(exc).__name__}: {exc})") from exc
     if hasattr(obj, "detach"):  # a torch tensor; bfloat16 has no numpy dtype
         obj = obj.detach().cpu()
         obj = (obj.float() if str(obj.dtype) == "torch.bfloat16" else obj).numpy()
@@ -107,6 +116,19 @@ def _fps_lookup(args: argparse.Namespace) -> Callable[[str], tuple[float, float 
         return float(entry["fps"]), (float(entry["duration"]) if "duration" in entry else None)
 
     return lookup
+
+
+def _first_dtype(by_id: dict[str, Path], load: Callable[[str], np.ndarray]) -> str:
+    """dtype of the first readable file: what ``--dtype keep`` stores."""
+    errors = []
+    for vid in by_id:
+        try:
+            return load(vid).dtype.name
+        except FeatureFileError as exc:
+            errors.append(str(exc))
+            if len(errors) == 10:
+                break
+    raise SystemExit("error: cannot learn the dtype, no file could be read:\n  " + "\n  ".join(errors))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -166,12 +188,7 @@ def run(args: argparse.Namespace) -> int:
     def load(vid: str) -> np.ndarray:
         return load_feature_file(by_id[vid], args.format, args.key, args.allow_pickle)
 
-    dtype = args.dtype
-    if dtype == "keep":
-        try:
-            dtype = load(next(iter(by_id))).dtype.name
-        except (FeatureFileError, OSError, ValueError) as exc:
-            raise SystemExit(f"error: cannot read the first file to learn its dtype ({exc}); pass --dtype") from None
+    dtype = args.dtype if args.dtype != "keep" else _first_dtype(by_id, load)
     info = StoreInfo(
         feature=args.feature or src.resolve().name, dtype=dtype, num_shards=args.shards,
         compression=None if args.compression == "none" else args.compression,
