@@ -1,0 +1,132 @@
+"""Store I/O against a folder of .npy files holding the same arrays.
+
+Writes N videos of (rows, dim) arrays both ways, then reads random videos both ways, and
+prints a table with the store / npy ratio. Each figure is the median of --repeats runs.
+
+    python benchmarks/store_io.py                       # 400 x (2000, 2048) float16, 3.3 GB
+    python benchmarks/store_io.py --videos 50 --repeats 1   # a quick look
+
+Write times include a final ``os.sync()``: without it they measure how fast the kernel takes
+dirty pages, which swings 10x with the dirty-page limits, rather than the format.
+Reads run on a warm page cache (the files were just written) unless --drop-caches is given
+and the process may write /proc/sys/vm/drop_caches (root, outside most containers).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from extract.store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta, open_store
+
+
+def make_arrays(n: int, rows: int, dim: int, dtype: str) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((rows, dim), dtype=np.float32).astype(dtype) for _ in range(n)]
+
+
+def write_npy(folder: Path, arrays: list[np.ndarray]) -> None:
+    folder.mkdir(parents=True)
+    for i, a in enumerate(arrays):
+        np.save(folder / f"video_{i:05d}.npy", a)
+
+
+def write_store(folder: Path, arrays: list[np.ndarray], compression: str | None, durable: bool) -> None:
+    info = StoreInfo(feature="bench", dtype=arrays[0].dtype.name, num_shards=16, compression=compression)
+    with StoreWriter(folder, info, rank=0, world_size=1, durable=durable) as writer:
+        for i, a in enumerate(arrays):
+            grid = SnippetGrid(window=16, stride=4, fps=30.0, num_snippets=a.shape[0])
+            writer.write(f"video_{i:05d}", a, VideoMeta(grid=grid, fps=30.0))
+
+
+def read_all(read, order: list[str]) -> None:
+    for vid in order:
+        read(vid)  # the result is dropped at once, as a DataLoader worker hands it on
+
+
+def drop_caches() -> bool:
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=int, default=400)
+    p.add_argument("--rows", type=int, default=2000)
+    p.add_argument("--dim", type=int, default=2048)
+    p.add_argument("--dtype", default="float16")
+    p.add_argument("--reads", type=int, default=2000, help="random video reads per repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--compression", default=None, choices=[None, "lzf", "gzip:1"])
+    p.add_argument("--durable", action="store_true", help="fsync every video (power-loss safety)")
+    p.add_argument("--drop-caches", action="store_true", help="read from a cold page cache if permitted")
+    p.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="store_io_", dir=args.dir))
+    arrays = make_arrays(args.videos, args.rows, args.dim, args.dtype)
+    total_mb = sum(a.nbytes for a in arrays) / 1e6
+    ids = [f"video_{i:05d}" for i in range(args.videos)]
+    results: dict[str, dict[str, list[float]]] = {"write+sync MB/s": {"npy": [], "store": []},
+                                                  "random read videos/s": {"npy": [], "store": []}}
+    cold = False
+    try:
+        for rep in range(args.repeats):
+            for name in ("npy", "store"):
+                shutil.rmtree(scratch / name, ignore_errors=True)
+            os.sync()
+            t_npy = timed(lambda: (write_npy(scratch / "npy", arrays), os.sync()))
+            t_store = timed(lambda: (write_store(scratch / "store", arrays, args.compression, args.durable),
+                                     os.sync()))
+            results["write+sync MB/s"]["npy"].append(total_mb / t_npy)
+            results["write+sync MB/s"]["store"].append(total_mb / t_store)
+
+            order = random.Random(rep).choices(ids, k=args.reads)
+            cold = args.drop_caches and drop_caches()
+            t_npy = timed(lambda: read_all(lambda vid: np.load(scratch / "npy" / f"{vid}.npy"), order))
+            cold = args.drop_caches and drop_caches()
+            store = open_store(scratch / "store")
+            t_store = timed(lambda: read_all(store.read, order))
+            store.close()
+            results["random read videos/s"]["npy"].append(args.reads / t_npy)
+            results["random read videos/s"]["store"].append(args.reads / t_store)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    table = {op: {k: statistics.median(v) for k, v in row.items()} for op, row in results.items()}
+    if args.json:
+        print(json.dumps({"config": vars(args) | {"dir": str(args.dir)}, "results": table,
+                          "peak_rss_mb": peak_mb, "cold_cache": cold}, indent=2))
+        return
+    print(f"{args.videos} videos x ({args.rows}, {args.dim}) {args.dtype} = {total_mb:.0f} MB, "
+          f"compression {args.compression}, durable {args.durable}, "
+          f"{'cold' if cold else 'warm'} page cache, median of {args.repeats}")
+    print(f"{'operation':<24}{'npy folder':>12}{'store':>12}{'store/npy':>11}")
+    for op, row in table.items():
+        print(f"{op:<24}{row['npy']:>12.0f}{row['store']:>12.0f}{row['store'] / row['npy']:>11.2f}")
+    print(f"peak RSS {peak_mb:.0f} MB (includes the {total_mb:.0f} MB of arrays held in memory)")
+
+
+if __name__ == "__main__":
+    main()
