@@ -89,42 +89,46 @@ def main() -> None:
     ids = [f"video_{i:05d}" for i in range(args.videos)]
     results: dict[str, dict[str, list[float]]] = {"write+sync MB/s": {"npy": [], "store": []},
                                                   "random read videos/s": {"npy": [], "store": []}}
+    writers = {"npy": lambda: write_npy(scratch / "npy", arrays),
+               "store": lambda: write_store(scratch / "store", arrays, args.compression, args.durable)}
+    readers = {"npy": lambda order: read_all(lambda vid: np.load(scratch / "npy" / f"{vid}.npy"), order),
+               "store": lambda order: read_all(open_store(scratch / "store").read, order)}
     cold = False
     try:
+        # Writes: both folders removed before each timed write, the order alternating, so that
+        # neither format writes into a page cache already filled by the other.
         for rep in range(args.repeats):
-            for name in ("npy", "store"):
-                shutil.rmtree(scratch / name, ignore_errors=True)
-            os.sync()
-            t_npy = timed(lambda: (write_npy(scratch / "npy", arrays), os.sync()))
-            t_store = timed(lambda: (write_store(scratch / "store", arrays, args.compression, args.durable),
-                                     os.sync()))
-            results["write+sync MB/s"]["npy"].append(total_mb / t_npy)
-            results["write+sync MB/s"]["store"].append(total_mb / t_store)
-
+            for name in (("npy", "store") if rep % 2 == 0 else ("store", "npy")):
+                for folder in writers:
+                    shutil.rmtree(scratch / folder, ignore_errors=True)
+                os.sync()
+                results["write+sync MB/s"][name].append(total_mb / timed(lambda: (writers[name](), os.sync())))
+        for name, write in writers.items():
+            shutil.rmtree(scratch / name, ignore_errors=True)
+            write()
+        os.sync()
+        for rep in range(args.repeats):
             order = random.Random(rep).choices(ids, k=args.reads)
-            cold = args.drop_caches and drop_caches()
-            t_npy = timed(lambda: read_all(lambda vid: np.load(scratch / "npy" / f"{vid}.npy"), order))
-            cold = args.drop_caches and drop_caches()
-            store = open_store(scratch / "store")
-            t_store = timed(lambda: read_all(store.read, order))
-            store.close()
-            results["random read videos/s"]["npy"].append(args.reads / t_npy)
-            results["random read videos/s"]["store"].append(args.reads / t_store)
+            for name in (("npy", "store") if rep % 2 == 0 else ("store", "npy")):
+                cold = args.drop_caches and drop_caches()
+                results["random read videos/s"][name].append(args.reads / timed(lambda: readers[name](order)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
     table = {op: {k: statistics.median(v) for k, v in row.items()} for op, row in results.items()}
+    spread = {op: {k: [min(v), max(v)] for k, v in row.items()} for op, row in results.items()}
     if args.json:
-        print(json.dumps({"config": vars(args) | {"dir": str(args.dir)}, "results": table,
+        print(json.dumps({"config": vars(args) | {"dir": str(args.dir)}, "results": table, "min_max": spread,
                           "peak_rss_mb": peak_mb, "cold_cache": cold}, indent=2))
         return
     print(f"{args.videos} videos x ({args.rows}, {args.dim}) {args.dtype} = {total_mb:.0f} MB, "
           f"compression {args.compression}, durable {args.durable}, "
           f"{'cold' if cold else 'warm'} page cache, median of {args.repeats}")
-    print(f"{'operation':<24}{'npy folder':>12}{'store':>12}{'store/npy':>11}")
+    print(f"{'operation':<24}{'npy folder':>12}{'store':>12}{'store/npy':>11}   (min-max npy | store)")
     for op, row in table.items():
-        print(f"{op:<24}{row['npy']:>12.0f}{row['store']:>12.0f}{row['store'] / row['npy']:>11.2f}")
+        lo_hi = " | ".join(f"{spread[op][k][0]:.0f}-{spread[op][k][1]:.0f}" for k in ("npy", "store"))
+        print(f"{op:<24}{row['npy']:>12.0f}{row['store']:>12.0f}{row['store'] / row['npy']:>11.2f}   ({lo_hi})")
     print(f"peak RSS {peak_mb:.0f} MB (includes the {total_mb:.0f} MB of arrays held in memory)")
 
 

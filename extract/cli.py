@@ -107,22 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("inspect", help="summarise a store: videos, shapes, grid, size, shards, failures",
-                       description="Summarise a store. Example: python -m extract inspect stores/thumos_i3d --json")
-    p.add_argument("store", help="store directory")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("verify", help="read every array, check checksums and NaN/Inf; exit 1 on problems",
-                       description="Read every array of a store, compare checksums, flag NaN/Inf, failed "
-                                   "videos and unsealed segments. Exit code 1 when anything is wrong.")
-    p.add_argument("store", help="store directory")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("recover", help="seal what killed writers left in a store's staging area",
-                       description="Seal the videos that interrupted writers completed but did not seal. "
-                                   "Resuming an extraction does this too.")
-    p.add_argument("store", help="store directory")
-    p.set_defaults(func=cmd_recover)
+    store_commands = [
+        ("inspect", cmd_inspect, True, "summarise a store: videos, shapes, grid, size, shards, failures",
+         "Summarise a store. Example: python -m extract inspect stores/thumos_i3d --json"),
+        ("verify", cmd_verify, True, "read every array, check checksums and NaN/Inf; exit 1 on problems",
+         "Read every array of a store, compare checksums, flag NaN/Inf, failed videos and unsealed "
+         "segments. Exit code 1 when anything is wrong. Example: python -m extract verify stores/thumos_i3d"),
+        ("recover", cmd_recover, False, "seal what killed writers left in a store's staging area",
+         "Seal the videos that interrupted writers completed but did not seal. Resuming an extraction "
+         "does this too. Example: python -m extract recover stores/thumos_i3d"),
+    ]
+    for name, func, has_json, help_text, description in store_commands:
+        p = sub.add_parser(name, help=help_text, description=description)
+        p.add_argument("store", help="store directory")
+        if has_json:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
     pack.add_parser(sub)
     return parser
 

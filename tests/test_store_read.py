@@ -111,3 +111,28 @@ def test_duplicate_video_is_reported(store_path):
     store = open_store(store_path)
     assert len(store) == 10
     assert any("is in two segments" in p for p in store.problems)
+
+
+def test_plain_h5py_reading_as_docs_format_describes(store_path):
+    """The recipe in docs/FORMAT.md gives the same arrays, ids and times as the reader."""
+    import glob
+    import urllib.parse
+
+    store = open_store(store_path)
+    info = json.loads((store_path / "store.json").read_text())
+    assert info["format"] == "mamba-tad-store" and info["format_version"] == 1
+    seen = {}
+    for path in sorted(glob.glob(str(store_path / "shards" / "shard-*.h5"))):
+        with h5py.File(path, "r") as f:
+            assert f.attrs["store_id"] == info["store_id"]
+            for name, dset in f["videos"].items():
+                video_id = urllib.parse.unquote(name)
+                assert dset.attrs["video_id"] == video_id
+                g = json.loads(dset.attrs["meta"])["grid"]
+                starts = g["starts"] or g["offset"] + g["stride"] * np.arange(g["num_snippets"])
+                centres = (np.asarray(starts) + g["window"] / 2) / g["fps"]
+                seen[video_id] = (dset[()], centres)
+    assert sorted(seen) == store.ids
+    for vid, (array, centres) in seen.items():
+        np.testing.assert_array_equal(array, store.read(vid))
+        np.testing.assert_allclose(centres, store.grid(vid).centre_seconds())
