@@ -170,3 +170,27 @@ def test_store_json_is_plain_and_complete(tmp_path):
                 "created_at", "num_shards", "compression", "grid", "store_id"):
         assert key in d
     assert d["compression"] == "lzf" and d["format"] == "mamba-tad-store"
+
+
+def test_an_error_inside_a_write_keeps_the_completed_videos(tmp_path, monkeypatch):
+    import extract.store.segment as segment
+
+    ids = video_ids(4)
+    real = segment._set_video_attrs
+    calls = []
+
+    def flaky(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(*args)
+
+    monkeypatch.setattr(segment, "_set_video_attrs", flaky)
+    with StoreWriter(tmp_path / "s", store_info(num_shards=1)) as w:
+        with pytest.raises(OSError, match="disk full"):
+            write_videos(w, ids)
+        assert open_store(tmp_path / "s").ids == sorted(ids[:2])  # sealed at once
+        write_videos(w, ids)  # the failed video can be written again
+    with StoreWriter(tmp_path / "clean", store_info(num_shards=1)) as w:
+        write_videos(w, ids)
+    assert contents(tmp_path / "s") == contents(tmp_path / "clean")

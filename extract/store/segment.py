@@ -124,8 +124,11 @@ class SegmentWriter:
 
     def abandon(self) -> None:
         """Close without sealing (the journal stays, so the next writer recovers the segment)."""
-        self._file.close()
         self._journal.close()
+        try:
+            self._file.close()
+        except Exception:  # noqa: BLE001 - the file may be broken; recovery does not need it closed cleanly
+            pass
 
 
 @dataclass

@@ -14,6 +14,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import secrets
 import warnings
 from pathlib import Path
 from typing import Iterable, TextIO
@@ -46,7 +47,7 @@ def create_or_join(path: Path, info: StoreInfo) -> StoreInfo:
     target = path / STORE_JSON
     if not target.exists():
         stamped = info.stamped()
-        tmp = path / f".{STORE_JSON}.{os.getpid()}.tmp"
+        tmp = path / f".{STORE_JSON}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # pids repeat across nodes
         tmp.write_text(stamped.to_json())
         try:
             os.link(tmp, target)
@@ -226,7 +227,15 @@ class StoreWriter:
         if state.segment is None:
             state.segment = SegmentWriter(self.path, new_segment_stem(shard), self.info.store_id, shard,
                                           self.info.compression, self.durable)
-        state.segment.add(video_id, array, checksum(array), meta.to_json())
+        try:
+            state.segment.add(video_id, array, checksum(array), meta.to_json())
+        except BaseException:
+            # The segment may now hold a half-written dataset: publish only what its journal
+            # vouches for, and start a fresh segment on the next write.
+            segment, state.segment = state.segment, None
+            segment.abandon()
+            recover_segment(segment.journal_path, self.info.store_id, shard)
+            raise
         state.done.add(video_id)
         state.failed.pop(video_id, None)
         if state.segment.nbytes >= self.max_segment_bytes:
