@@ -10,6 +10,7 @@ import json
 import sys
 
 from . import pack
+from .annotations import cli as annotations_cli
 
 
 def _open(path: str, strict: bool = True):
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)
     pack.add_parser(sub)
+    annotations_cli.add_parser(sub)
     return parser
 
 
