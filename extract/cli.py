@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from . import pack
+from . import hub, pack
 from .annotations import cli as annotations_cli
 
 
@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     pack.add_parser(sub)
     annotations_cli.add_parser(sub)
+    hub.add_parser(sub)
     return parser
 
 
