@@ -12,7 +12,9 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import IO, Callable
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 _PART = re.compile(r"^(?P<base>.+)\.part[-_.]?(?P<index>[0-9a-z]+)$")
@@ -55,6 +57,20 @@ def _safe_name(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
+def _write(root: Path, members: list[tuple[PurePosixPath, bool, Callable[[], IO[bytes]]]]) -> list[Path]:
+    written = []
+    for rel, is_dir, open_member in members:
+        dest = root.joinpath(*rel.parts)
+        if is_dir:
+            dest.mkdir(parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open_member() as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, length=16 << 20)
+        written.append(dest)
+    return written
+
+
 def safe_extract(archive: Path, target: Path) -> list[Path]:
     """Extract a tar (any compression) or zip archive into ``target``; return the files written.
 
@@ -62,7 +78,6 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
     """
     target.mkdir(parents=True, exist_ok=True)
     root = target.resolve()
-    written = []
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             members = []
@@ -70,17 +85,8 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode) or (mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
                     raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a link or special file")
-                members.append((info, _safe_name(info.filename, archive)))
-            for info, rel in members:
-                dest = root.joinpath(*rel.parts)
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, length=16 << 20)
-                written.append(dest)
-        return written
+                members.append((_safe_name(info.filename, archive), info.is_dir(), partial(zf.open, info)))
+            return _write(root, members)
     try:
         tf = tarfile.open(archive, "r:*")
     except tarfile.TarError as exc:
@@ -91,16 +97,5 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
             if not (member.isfile() or member.isdir()):
                 kind = "link" if member.issym() or member.islnk() else "device or special file"
                 raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a {kind}; refusing the archive")
-            members.append((member, _safe_name(member.name, archive)))
-        for member, rel in members:
-            dest = root.joinpath(*rel.parts)
-            if member.isdir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(member)
-            assert src is not None  # a regular file always has data
-            with src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, length=16 << 20)
-            written.append(dest)
-    return written
+            members.append((_safe_name(member.name, archive), member.isdir(), partial(tf.extractfile, member)))
+        return _write(root, members)
