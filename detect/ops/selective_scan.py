@@ -1,0 +1,209 @@
+"""Mamba-1 selective scan: a sequential oracle, a chunked pure-PyTorch scan, and the CUDA kernel.
+
+Semantics (mamba-ssm's ``selective_scan_fn``), for ``u, delta: (Bt, D, L)``, ``A: (D, N)``,
+``B, C``: ``(D, N)`` constant, ``(Bt, N, L)`` input-dependent, or ``(Bt, G, N, L)`` grouped::
+
+    dt  = softplus(delta + delta_bias) if delta_softplus else delta + delta_bias
+    h_l = exp(dt_l * A) * h_{l-1} + dt_l * B_l * u_l           state (Bt, D, N), h_{-1} = 0
+    y_l = sum_n C_l[n] * h_l[n];   out = (y + D * u) * silu(z)
+
+The torch scan splits L into ~sqrt(L) chunks of ~sqrt(L) steps. Forward: one pass over the steps
+of every chunk at once gives each chunk's local end state, a pass over the chunks carries the
+state across, and a last pass over the steps gives the outputs. Only the chunk-start states are
+saved; the backward pass recomputes the states and runs the adjoint recurrence
+``lambda_l = C_l dy_l + a_{l+1} lambda_{l+1}`` the same way. So Python loops run ~3 sqrt(L)
+times (not L), and memory stays at one state tensor during backward instead of one per step.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .backend import resolve
+
+
+def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    return torch.float64 if any(t is not None and t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _grouped(X: torch.Tensor, batch: int, dim: int, length: int) -> torch.Tensor:
+    """B or C as ``(Bt, G, N, L)``: constant ``(D, N)`` becomes G = D (a broadcast view)."""
+    if X.dim() == 2:
+        return X[None, :, :, None].expand(batch, dim, X.shape[1], length)
+    if X.dim() == 3:
+        return X[:, None]
+    if X.dim() == 4:
+        return X
+    raise ValueError(f"B/C must be (D, N), (Bt, N, L) or (Bt, G, N, L), got shape {tuple(X.shape)}")
+
+
+def _prepare_delta(delta, delta_bias, delta_softplus, dtype):
+    dt = delta.to(dtype)
+    if delta_bias is not None:
+        dt = dt + delta_bias.to(dtype)[:, None]
+    return F.softplus(dt) if delta_softplus else dt
+
+
+def _finish(y, u, D, z, dtype):
+    if D is not None:
+        y = y + D.to(dtype)[:, None] * u.to(dtype)
+    if z is not None:
+        y = y * F.silu(z.to(dtype))
+    return y.to(u.dtype)
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """The oracle: a plain loop over time, in float64 when any input is float64."""
+    dtype = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    batch, dim, length = u.shape
+    dt = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
+    A = A.to(dtype)
+    Bg, Cg = (_grouped(X.to(dtype), batch, dim, length) for X in (B, C))
+    h = u.new_zeros(batch, dim, A.shape[1], dtype=dtype)
+    ys = []
+    for t in range(length):
+        b_t = Bg[..., t].repeat_interleave(dim // Bg.shape[1], dim=1)
+        c_t = Cg[..., t].repeat_interleave(dim // Cg.shape[1], dim=1)
+        h = torch.exp(dt[:, :, t, None] * A) * h + (dt[:, :, t] * u[:, :, t].to(dtype))[..., None] * b_t
+        ys.append((h * c_t).sum(-1))
+    out = _finish(torch.stack(ys, dim=-1), u, D, z, dtype)
+    return (out, h) if return_last_state else out
+
+
+def _per_channel(X: torch.Tensor, dim: int) -> torch.Tensor:
+    """``(Bt, G, N, nC)`` -> broadcastable against ``(Bt, D, N, nC)``."""
+    groups = X.shape[1]
+    return X if groups in (1, dim) else X.repeat_interleave(dim // groups, dim=1)
+
+
+def _group_sum(grad: torch.Tensor, groups: int) -> torch.Tensor:
+    """Reverse of :func:`_per_channel` for gradients ``(Bt, D, N, nC)`` -> ``(Bt, G, N, nC)``."""
+    batch, dim = grad.shape[:2]
+    if groups == dim:
+        return grad
+    return grad.reshape(batch, groups, dim // groups, *grad.shape[2:]).sum(2)
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """``y = scan(u, dt, A, B, C)`` without D and z, in the compute dtype. See the module docstring."""
+
+    @staticmethod
+    def forward(ctx, u, dt, A, B, C, chunk):
+        batch, dim, length = u.shape
+        n = A.shape[1]
+        n_chunks = -(-length // chunk)
+        pad = n_chunks * chunk - length
+        # Padded steps have dt = 0: decay 1 and no input, so they change nothing before them.
+        u_, dt_ = (F.pad(x, (0, pad)).reshape(batch, dim, n_chunks, chunk) for x in (u, dt))
+        B_, C_ = (F.pad(x, (0, pad)).reshape(*x.shape[:3], n_chunks, chunk) for x in (B, C))
+        A_ = A[None, :, :, None]
+
+        local = u.new_zeros(batch, dim, n, n_chunks)
+        for t in range(chunk):
+            a_t = torch.exp(dt_[..., t][:, :, None] * A_)
+            local = a_t * local + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+        chunk_decay = torch.exp(dt_.sum(-1)[:, :, None] * A_)
+        starts = torch.empty_like(local)
+        carry = u.new_zeros(batch, dim, n)
+        for c in range(n_chunks):
+            starts[..., c] = carry
+            carry = chunk_decay[..., c] * carry + local[..., c]
+        y = u.new_empty(batch, dim, n_chunks, chunk)
+        h = starts
+        for t in range(chunk):
+            h = torch.exp(dt_[..., t][:, :, None] * A_) * h + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+            y[..., t] = (h * _per_channel(C_[..., t], dim)).sum(2)
+        ctx.save_for_backward(u_, dt_, A, B_, C_, starts)
+        ctx.shape = (length, pad, B.shape, C.shape)
+        ctx.mark_non_differentiable(carry)
+        return y.reshape(batch, dim, -1)[..., :length], carry
+
+    @staticmethod
+    def backward(ctx, dy, _dlast):
+        u_, dt_, A, B_, C_, starts = ctx.saved_tensors
+        length, pad, b_shape, c_shape = ctx.shape
+        batch, dim, n_chunks, chunk = u_.shape
+        A_ = A[None, :, :, None]
+        dy_ = F.pad(dy, (0, pad)).reshape(batch, dim, n_chunks, chunk)
+
+        def a(t):
+            return torch.exp(dt_[..., t][:, :, None] * A_)
+
+        def b(t):
+            return (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+
+        def gy(t):  # dL/dh_t through y_t
+            return _per_channel(C_[..., t], dim) * dy_[..., t][:, :, None]
+
+        states = u_.new_empty(batch, dim, A.shape[1], n_chunks, chunk)
+        h = starts
+        for t in range(chunk):
+            h = a(t) * h + b(t)
+            states[..., t] = h
+        # Adjoint within each chunk alone, to learn what flows into each chunk's first step.
+        mu, a_next = gy(chunk - 1), a(chunk - 1)
+        for t in range(chunk - 2, -1, -1):
+            mu = gy(t) + a_next * mu
+            a_next = a(t)
+        rest_decay = torch.exp((dt_.sum(-1) - dt_[..., 0])[:, :, None] * A_)
+        a0 = a(0)
+        incoming = torch.empty_like(mu)
+        running = torch.zeros_like(mu[..., 0])
+        for c in range(n_chunks - 1, -1, -1):
+            incoming[..., c] = running
+            running = a0[..., c] * (mu[..., c] + rest_decay[..., c] * running)
+
+        du, ddt = torch.zeros_like(u_), torch.zeros_like(dt_)
+        dA = torch.zeros_like(A)
+        dB, dC = torch.zeros_like(B_), torch.zeros_like(C_)
+        lam, a_next = incoming, None
+        for t in range(chunk - 1, -1, -1):
+            lam = gy(t) + (lam if a_next is None else a_next * lam)
+            a_t = a_next = a(t)
+            h_prev = states[..., t - 1] if t > 0 else starts
+            dC[..., t] = _group_sum(states[..., t] * dy_[..., t][:, :, None], C_.shape[1])
+            b_coef = _per_channel(B_[..., t], dim)
+            d_dtu = (lam * b_coef).sum(2)
+            dB[..., t] = _group_sum(lam * (dt_[..., t] * u_[..., t])[:, :, None], B_.shape[1])
+            d_logdecay = lam * a_t * h_prev
+            du[..., t] = d_dtu * dt_[..., t]
+            ddt[..., t] = d_dtu * u_[..., t] + (d_logdecay * A_).sum(2)
+            dA += (d_logdecay * dt_[..., t][:, :, None]).sum((0, 3))
+
+        def unpad(x, shape):
+            return x.reshape(*x.shape[:-2], -1)[..., :length].reshape(shape)
+
+        return (unpad(du, (batch, dim, length)), unpad(ddt, (batch, dim, length)), dA,
+                unpad(dB, b_shape), unpad(dC, c_shape), None)
+
+
+def _chunk_size(length: int) -> int:
+    return max(1, math.isqrt(max(length - 1, 0)) + 1)
+
+
+def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """Chunked pure-PyTorch scan; same arguments and results as mamba-ssm's ``selective_scan_fn``."""
+    dtype = _compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    batch, dim, length = u.shape
+    dt = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
+    Bg, Cg = (_grouped(X.to(dtype), batch, dim, length) for X in (B, C))
+    for name, X in (("B", Bg), ("C", Cg)):
+        if dim % X.shape[1]:
+            raise ValueError(f"{name} has {X.shape[1]} groups, which do not divide {dim} channels")
+    y, last = _ChunkedScan.apply(u.to(dtype), dt, A.to(dtype), Bg, Cg, _chunk_size(length))
+    out = _finish(y, u, D, z, dtype)
+    return (out, last) if return_last_state else out
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend: str | None = None):
+    """Selective scan on the chosen backend (see :mod:`detect.ops.backend`)."""
+    if resolve(backend, u.device) == "cuda":
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+        return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
