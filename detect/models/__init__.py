@@ -1,0 +1,1 @@
+"""Detector modules: Mamba mixers, backbone blocks, the ActionFormer-style detector."""

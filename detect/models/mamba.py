@@ -1,0 +1,165 @@
+"""Mamba mixers on stock primitives: unidirectional Mamba, ViM (Vim "bimamba v2") and DBM.
+
+All mixers map ``(B, L, d) -> (B, L, d)`` and take an optional ``mask (B, L)`` (True on valid
+steps, valid steps first). Padding never reaches a valid step: inputs are zeroed on padding
+and the backward direction reverses each sequence *within its valid length*, so both
+directions meet valid steps first and causality keeps the padded tail out. (The public
+ActionMamba code flips the whole padded tensor, which runs the backward scan through the
+padding before the valid steps.)
+
+Parameter names follow mamba-ssm / Vim checkpoints: ``in_proj``, ``conv1d``, ``x_proj``,
+``dt_proj``, ``A_log``, ``D``, ``out_proj`` and, for ViM, ``conv1d_b``, ``x_proj_b``,
+``dt_proj_b``, ``A_b_log``, ``D_b``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops import causal_conv1d, selective_scan
+
+
+@dataclass(frozen=True)
+class MambaConfig:
+    d_model: int
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 1
+    dt_rank: int | None = None          # None: ceil(d_model / 16)
+    dt_min: float = 1e-3
+    dt_max: float = 0.1
+    dt_init_floor: float = 1e-4
+    backend: str | None = None          # auto / cuda / torch (None: $MAMBA_TAD_BACKEND or auto)
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def rank(self) -> int:
+        return self.dt_rank or math.ceil(self.d_model / 16)
+
+
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse ``x (B, C, L)`` in time within each sequence's valid length; padding stays put."""
+    if lengths is None:
+        return x.flip(-1)
+    steps = torch.arange(x.shape[-1], device=x.device)
+    idx = torch.where(steps[None] < lengths[:, None], lengths[:, None] - 1 - steps[None], steps[None])
+    return x.gather(-1, idx[:, None, :].expand_as(x))
+
+
+def add_branch_params(owner: nn.Module, cfg: MambaConfig, suffix: str = "") -> None:
+    """Register one direction's parameters on ``owner`` under their checkpoint names, with
+    mamba-ssm's initialisation (``suffix="_b"`` names ViM's backward direction)."""
+    di, n, rank = cfg.d_inner, cfg.d_state, cfg.rank
+    owner.add_module(f"conv1d{suffix}", nn.Conv1d(di, di, cfg.d_conv, groups=di, padding=cfg.d_conv - 1))
+    owner.add_module(f"x_proj{suffix}", nn.Linear(di, rank + 2 * n, bias=False))
+    dt_proj = nn.Linear(rank, di, bias=True)
+    nn.init.uniform_(dt_proj.weight, -rank ** -0.5, rank ** -0.5)
+    dt = torch.exp(torch.rand(di) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min))
+    dt = dt.clamp(min=cfg.dt_init_floor)
+    with torch.no_grad():
+        dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+    owner.add_module(f"dt_proj{suffix}", dt_proj)
+    A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(di, 1))
+    D = nn.Parameter(torch.ones(di))
+    A_log._no_weight_decay = D._no_weight_decay = True  # read by the optimiser's parameter groups
+    owner.register_parameter("A_b_log" if suffix else "A_log", A_log)
+    owner.register_parameter(f"D{suffix}", D)
+
+
+def ssm_branch(owner: nn.Module, suffix: str, xz: torch.Tensor, cfg: MambaConfig) -> torch.Tensor:
+    """Mamba's inner function without ``out_proj``: ``xz (Bt, 2 di, L) -> (Bt, di, L)``."""
+    conv = getattr(owner, f"conv1d{suffix}")
+    x_proj = getattr(owner, f"x_proj{suffix}")
+    dt_proj = getattr(owner, f"dt_proj{suffix}")
+    A_log = getattr(owner, "A_b_log" if suffix else "A_log")
+    D = getattr(owner, f"D{suffix}")
+    x, z = xz.chunk(2, dim=1)
+    x = causal_conv1d(x, conv.weight[:, 0], conv.bias, activation="silu", backend=cfg.backend)
+    dt, B, C = torch.split(x_proj(x.transpose(1, 2)), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
+    dt = dt_proj.weight @ dt.transpose(1, 2)                  # (Bt, di, L); bias goes in as delta_bias
+    return selective_scan(x, dt, -torch.exp(A_log.float()), B.transpose(1, 2).contiguous(),
+                          C.transpose(1, 2).contiguous(), D.float(), z=z, delta_bias=dt_proj.bias.float(),
+                          delta_softplus=True, backend=cfg.backend)
+
+
+def _lengths(mask: torch.Tensor | None) -> torch.Tensor | None:
+    return None if mask is None else mask.sum(-1)
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask[..., None].to(x.dtype)
+
+
+class Mamba(nn.Module):
+    """Unidirectional Mamba-1 mixer (stock ``mamba_ssm.Mamba`` parameters)."""
+
+    def __init__(self, cfg: MambaConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.in_proj = nn.Linear(cfg.d_model, 2 * cfg.d_inner, bias=False)
+        add_branch_params(self, cfg)
+        self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``."""
+        xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
+        return self.out_proj(ssm_branch(self, "", xz, self.cfg).transpose(1, 2))
+
+
+class ViM(nn.Module):
+    """Vim "bimamba v2": shared ``in_proj``/``out_proj`` and gate, separate backward parameters.
+
+    ``divide_out`` averages the two directions (Vim, MS-Temba) instead of summing them
+    (VideoMamba, ActionMamba).
+    """
+
+    def __init__(self, cfg: MambaConfig, divide_out: bool = False) -> None:
+        super().__init__()
+        self.cfg, self.divide_out = cfg, divide_out
+        self.in_proj = nn.Linear(cfg.d_model, 2 * cfg.d_inner, bias=False)
+        add_branch_params(self, cfg)
+        add_branch_params(self, cfg, "_b")
+        self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        lengths = _lengths(mask)
+        xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
+        y_f = ssm_branch(self, "", xz, self.cfg)
+        y_b = reverse_within(ssm_branch(self, "_b", reverse_within(xz, lengths), self.cfg), lengths)
+        y = (y_f + y_b) / 2 if self.divide_out else y_f + y_b
+        return self.out_proj(y.transpose(1, 2))
+
+
+class DBM(nn.Module):
+    """Decomposed bidirectional Mamba (ActionMamba's default).
+
+    ``in_proj`` gives 4 di channels: a forward half and a backward half (each x and z). The
+    backward half is reversed, both halves run through *one* branch as a doubled batch with
+    shared parameters, and ``out_proj`` maps the concatenated 2 di channels back to d.
+    """
+
+    def __init__(self, cfg: MambaConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.in_proj = nn.Linear(cfg.d_model, 4 * cfg.d_inner, bias=False)
+        add_branch_params(self, cfg)
+        self.out_proj = nn.Linear(2 * cfg.d_inner, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        lengths = _lengths(mask)
+        xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
+        xz_f, xz_b = xz.chunk(2, dim=1)
+        both = torch.cat([xz_f, reverse_within(xz_b, lengths)], dim=0)
+        y_f, y_b = ssm_branch(self, "", both, self.cfg).chunk(2, dim=0)
+        y = torch.cat([y_f, reverse_within(y_b, lengths)], dim=1)
+        return self.out_proj(y.transpose(1, 2))
+
+
+MIXERS = {"mamba": Mamba, "vim": ViM, "dbm": DBM}

@@ -1,0 +1,87 @@
+"""Mamba, ViM and DBM mixers: published sizes and key names, and padding that never leaks."""
+import pytest
+import torch
+
+from detect.models.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reverse_within
+
+
+def _count(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_parameter_counts_match_the_published_modules():
+    assert _count(DBM(MambaConfig(512))) == 1_633_792            # ActionMamba DBM, d 512
+    assert _count(ViM(MambaConfig(512, expand=2))) == 1_816_576  # ActionMamba ViM, d 512
+    assert _count(Mamba(MambaConfig(384, expand=2))) == 963_840   # stock mamba_ssm.Mamba
+    assert _count(ViM(MambaConfig(384, expand=2))) == 1_042_944   # Vim-v2
+
+
+def test_vim_state_dict_with_published_key_names_loads_strictly():
+    d, di, n, rank = 384, 768, 16, 24
+    shapes = {"in_proj.weight": (2 * di, d), "out_proj.weight": (d, di)}
+    for s in ("", "_b"):
+        shapes |= {f"conv1d{s}.weight": (di, 1, 4), f"conv1d{s}.bias": (di,), f"x_proj{s}.weight": (rank + 2 * n, di),
+                   f"dt_proj{s}.weight": (di, rank), f"dt_proj{s}.bias": (di,), f"D{s}": (di,)}
+    shapes |= {"A_log": (di, n), "A_b_log": (di, n)}
+    state = {k: torch.randn(v) for k, v in shapes.items()}
+    model = ViM(MambaConfig(d, expand=2))
+    model.load_state_dict(state, strict=True)
+    assert torch.equal(model.A_b_log, state["A_b_log"])
+
+
+def test_no_weight_decay_flags():
+    model = ViM(MambaConfig(32, expand=2))
+    flagged = {name for name, p in model.named_parameters() if getattr(p, "_no_weight_decay", False)}
+    assert flagged == {"A_log", "D", "A_b_log", "D_b"}
+
+
+def test_reverse_within_valid_length():
+    x = torch.arange(10.0).reshape(1, 1, 10).repeat(2, 1, 1)
+    out = reverse_within(x, torch.tensor([10, 6]))
+    assert out[0, 0].tolist() == list(range(9, -1, -1))
+    assert out[1, 0].tolist() == [5, 4, 3, 2, 1, 0, 6, 7, 8, 9]
+    torch.testing.assert_close(reverse_within(out, torch.tensor([10, 6])), x)
+
+
+@pytest.mark.parametrize("name,expand", [("mamba", 1), ("vim", 2), ("dbm", 1)])
+def test_padding_never_changes_valid_outputs(name, expand):
+    torch.manual_seed(0)
+    mixer = MIXERS[name](MambaConfig(16, expand=expand)).double()
+    lengths = [23, 15, 6]
+    x = torch.randn(3, 23, 16, dtype=torch.float64)
+    x[1, 15:] = 100.0  # garbage in the padding: it must not matter
+    x[2, 6:] = -50.0
+    mask = torch.arange(23)[None] < torch.tensor(lengths)[:, None]
+    batched = mixer(x, mask)
+    for i, n in enumerate(lengths):
+        alone = mixer(x[i:i + 1, :n])
+        torch.testing.assert_close(batched[i, :n], alone[0], rtol=1e-10, atol=1e-10)
+
+
+def test_a_plain_flip_would_leak_padding():
+    """The check above has teeth: flipping the padded tensor (the public code) changes outputs."""
+    torch.manual_seed(0)
+    mixer = DBM(MambaConfig(16)).double()
+    x = torch.randn(1, 20, 16, dtype=torch.float64)
+    mask = torch.arange(20)[None] < 12
+    lengths = torch.tensor([20])  # as if every step were valid: the backward scan starts in the padding
+    xz = mixer.in_proj(x * mask[..., None]).transpose(1, 2)
+    _, xz_b = xz.chunk(2, dim=1)
+    leaky = reverse_within(xz_b, lengths)[..., :12]
+    right = reverse_within(xz_b, torch.tensor([12]))[..., :12]
+    assert not torch.allclose(leaky, right)
+
+
+def test_vim_divide_out_halves_the_sum():
+    torch.manual_seed(0)
+    summed = ViM(MambaConfig(8, expand=2))
+    averaged = ViM(MambaConfig(8, expand=2), divide_out=True)
+    averaged.load_state_dict(summed.state_dict())
+    x = torch.randn(2, 9, 8)
+    torch.testing.assert_close(averaged(x) * 2, summed(x), rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_flow_to_every_parameter():
+    model = DBM(MambaConfig(8))
+    model(torch.randn(2, 7, 8)).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
