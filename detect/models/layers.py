@@ -1,0 +1,94 @@
+"""Small masked layers shared by the backbones and heads. Tensors are channel-first ``(B, C, T)``;
+masks are ``(B, 1, T)`` booleans, True on valid steps."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """Nearest-neighbour downsampling of a ``(B, 1, T)`` mask, as the strided convs see it."""
+    if stride == 1:
+        return mask
+    return F.interpolate(mask.float(), size=mask.shape[-1] // stride, mode="nearest").bool()
+
+
+def masked_max_pool(x: torch.Tensor, mask: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``MaxPool1d(3, stride, 1)`` that ignores padded steps (a zeroed pad would win over negative
+    values at the boundary, so results would depend on how much padding follows)."""
+    out_mask = downsample_mask(mask, stride)
+    pooled = F.max_pool1d(x.masked_fill(~mask, float("-inf")), 3, stride, 1)
+    return pooled.masked_fill(~out_mask, 0.0), out_mask
+
+
+class MaskedConv1D(nn.Module):
+    """``Conv1d`` with "same" padding whose output is zeroed outside the (downsampled) mask."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                 bias: bool = True) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.stride = stride
+        self.conv = nn.Conv1d(c_in, c_out, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
+        if bias:
+            nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[-1] % self.stride:
+            raise ValueError(f"sequence length {x.shape[-1]} is not a multiple of the stride {self.stride}")
+        mask = downsample_mask(mask, self.stride)
+        return self.conv(x) * mask.to(x.dtype), mask
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the channels of ``(B, C, T)``; parameters shaped ``(1, C, 1)`` as in ActionFormer."""
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(1, channels, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(dim=1, keepdim=True)
+        var = (x - mu).square().mean(dim=1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class Scale(nn.Module):
+    """A learnable scalar (per pyramid level in the regression head)."""
+
+    def __init__(self, init: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(init, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class AffineDropPath(nn.Module):
+    """Per-channel learnable scale (init ``init_scale``), then stochastic depth with rate ``p``."""
+
+    def __init__(self, channels: int, p: float = 0.0, init_scale: float = 1e-4) -> None:
+        super().__init__()
+        self.p = p
+        self.scale = nn.Parameter(init_scale * torch.ones(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.scale * x
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape[0], 1, 1, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+
+def sinusoid_position_encoding(length: int, channels: int) -> torch.Tensor:
+    """``(1, C, T)`` sinusoidal absolute position encoding."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, channels, 2, dtype=torch.float32) * (-torch.log(torch.tensor(10000.0)) / channels))
+    pe = torch.zeros(length, channels)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div[: channels // 2])
+    return pe.t()[None]

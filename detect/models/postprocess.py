@@ -1,0 +1,111 @@
+"""From per-level outputs to segments: top-k decoding, Gaussian Soft-NMS, voting, score fusion.
+
+Soft-NMS is vectorised: all classes run at once as rows of a padded ``(K, N)`` score matrix;
+each iteration takes every row's best remaining segment and decays the others in that row by
+``exp(-IoU^2 / sigma)``. The loop runs at most ``max_seg_num`` times, independent of K.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PostprocessConfig:
+    pre_nms_thresh: float = 0.001
+    pre_nms_topk: int = 2000
+    duration_thresh: float = 0.05       # level-0 grid units
+    multiclass_nms: bool = True
+    nms_sigma: float = 0.5
+    min_score: float = 0.001
+    max_seg_num: int = 200
+    voting_thresh: float = 0.0          # > 0: refine boundaries by voting (class-agnostic mode)
+
+
+def segment_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of ``(..., N, 2)`` against ``(..., M, 2)`` segments -> ``(..., N, M)``; 0 for empty unions."""
+    inter = (torch.minimum(a[..., :, None, 1], b[..., None, :, 1]) -
+             torch.maximum(a[..., :, None, 0], b[..., None, :, 0])).clamp(min=0)
+    union = (a[..., :, None, 1] - a[..., :, None, 0]) + (b[..., None, :, 1] - b[..., None, :, 0]) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
+
+
+def decode_level(logits: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor, stride: int,
+                 cfg: PostprocessConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One video, one level: ``logits (T, K)``, ``offsets (T, 2)``, ``mask (T,)`` ->
+    segments ``(n, 2)`` in level-0 units, scores ``(n,)``, labels ``(n,)``."""
+    num_classes = logits.shape[1]
+    scores = (torch.sigmoid(logits) * mask[:, None]).flatten()
+    keep = torch.nonzero(scores > cfg.pre_nms_thresh).squeeze(1)
+    if keep.numel() > cfg.pre_nms_topk:
+        keep = keep[scores[keep].topk(cfg.pre_nms_topk).indices]
+    point, label = keep // num_classes, keep % num_classes
+    t = point.float() * stride
+    segs = torch.stack([t - offsets[point, 0] * stride, t + offsets[point, 1] * stride], dim=1)
+    long_enough = (segs[:, 1] - segs[:, 0]) > cfg.duration_thresh
+    return segs[long_enough], scores[keep][long_enough], label[long_enough]
+
+
+def soft_nms(segs: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, sigma: float, min_score: float,
+             max_seg_num: int, class_agnostic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gaussian Soft-NMS, per class (or over all segments); returns the kept segments, decayed
+    scores and labels, best first, at most ``max_seg_num`` in total."""
+    if segs.numel() == 0:
+        return segs, scores, labels
+    groups = torch.zeros_like(labels) if class_agnostic else labels
+    ids, row = torch.unique(groups, return_inverse=True)
+    order = torch.argsort(row, stable=True)
+    counts = torch.bincount(row, minlength=len(ids))
+    col = torch.arange(len(order), device=segs.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    n_rows, n_cols = len(ids), int(counts.max())
+    S = segs.new_full((n_rows, n_cols), -1.0)
+    S[row[order], col] = scores[order]
+    X = segs.new_zeros(n_rows, n_cols, 2)
+    X[row[order], col] = segs[order]
+    L = labels.new_zeros(n_rows, n_cols)
+    L[row[order], col] = labels[order]
+    out_segs, out_scores, out_labels = [], [], []
+    alive = S >= min_score
+    rows = torch.arange(n_rows, device=segs.device)
+    for _ in range(min(max_seg_num, n_cols)):
+        if not alive.any():
+            break
+        best = torch.where(alive, S, -1.0).argmax(dim=1)
+        has = alive[rows, best]
+        picked = X[rows, best]
+        out_segs.append(picked[has])
+        out_scores.append(S[rows, best][has])
+        out_labels.append(L[rows, best][has])
+        alive[rows, best] = False
+        iou = segment_iou(picked[:, None], X)[:, 0]                                # (rows, cols)
+        S = torch.where(alive, S * torch.exp(-iou ** 2 / sigma), S)
+        alive &= S >= min_score
+    segs, scores, labels = torch.cat(out_segs), torch.cat(out_scores), torch.cat(out_labels)
+    top = torch.argsort(scores, descending=True, stable=True)[:max_seg_num]
+    return segs[top], scores[top], labels[top]
+
+
+def vote_boundaries(kept: torch.Tensor, all_segs: torch.Tensor, all_scores: torch.Tensor, iou_thresh: float,
+                    score_offset: float = 1.5) -> torch.Tensor:
+    """Each kept segment becomes the weighted mean of the pre-NMS segments overlapping it by at
+    least ``iou_thresh``; weights ``IoU * (score + score_offset)``."""
+    iou = segment_iou(kept, all_segs)
+    weights = iou * (iou >= iou_thresh) * (all_scores[None] + score_offset)
+    total = weights.sum(1, keepdim=True)
+    return torch.where(total > 0, weights @ all_segs / total.clamp(min=1e-12), kept)
+
+
+def fuse_class_scores(segs: torch.Tensor, scores: torch.Tensor, class_probs: torch.Tensor, topk: int = 2,
+                      mode: str = "sqrt") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class-agnostic proposals x the video's top-k external class probabilities (ActivityNet/HACS).
+
+    Each proposal is repeated per class with score ``sqrt(p_cls * p_prop)`` (``mode="sqrt"``,
+    ActionMamba) or ``p_cls * p_prop`` (``"product"``, ActionFormer)."""
+    if mode not in ("sqrt", "product"):
+        raise ValueError(f"fusion mode must be 'sqrt' or 'product', got {mode!r}")
+    probs, classes = class_probs.topk(min(topk, class_probs.numel()))
+    fused = scores[:, None] * probs[None]
+    fused = fused.sqrt() if mode == "sqrt" else fused
+    n = len(scores)
+    return segs.repeat_interleave(len(probs), 0), fused.flatten(), classes.repeat(n)
