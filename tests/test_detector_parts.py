@@ -1,0 +1,153 @@
+"""Detector pieces against hand-made cases and straightforward references."""
+import math
+
+import pytest
+import torch
+import torchvision
+
+from detect.models.backbone import BackboneConfig
+from detect.models.detector import ActionDetector, DetectorConfig
+from detect.models.losses import diou_loss_1d, sigmoid_focal_loss
+from detect.models.postprocess import fuse_class_scores, segment_iou, soft_nms, vote_boundaries
+from detect.models.targets import assign_targets, make_points
+
+
+def test_points_and_ranges():
+    pts = make_points([8, 4], [1, 2], [(0, 4), (4, 1e4)])
+    assert pts[0][:, 0].tolist() == list(range(8)) and pts[1][:, 0].tolist() == [0, 2, 4, 6]
+    assert pts[1][0, 1:].tolist() == [4, 1e4, 2]
+
+
+def test_assignment_hand_made():
+    # Two levels: stride 1 for reach <= 4, stride 2 beyond.
+    points = torch.cat(make_points([16, 8], [1, 2], [(0, 4), (4, 1e4)]))
+    segments = torch.tensor([[2.0, 6.0], [8.0, 16.0]])
+    labels = torch.tensor([1, 2])
+    cls, reg = assign_targets(points, segments, labels, num_classes=3, center_radius=1.5)
+    pos = {(int(points[i, 0]), int(points[i, 3])): (cls[i].argmax().item(), reg[i].tolist())
+           for i in torch.nonzero(cls.sum(1)).flatten()}
+    # [2, 6] (centre 4): level 0 centre region (2.5, 5.5) -> t = 3, 4, 5, reach <= 4; at level 1
+    # the region (2, 6) holds t = 4 only, whose reach 2 is below that level's range [4, 1e4].
+    # [8, 16] (centre 12): level 0 region (10.5, 13.5) -> t = 11, 12, 13, but only t = 12 has
+    # reach <= 4 (ranges are inclusive, so 4 counts at both levels); level 1 region (9, 15) ->
+    # t = 10, 12, 14, offsets in units of stride 2.
+    assert pos == {(3, 1): (1, [1.0, 3.0]), (4, 1): (1, [2.0, 2.0]), (5, 1): (1, [3.0, 1.0]),
+                   (12, 1): (2, [4.0, 4.0]), (10, 2): (2, [1.0, 3.0]), (12, 2): (2, [2.0, 2.0]),
+                   (14, 2): (2, [3.0, 1.0])}
+
+
+def test_shortest_segment_wins_and_equal_lengths_share():
+    points = torch.cat(make_points([20], [1], [(0, 100)]))
+    segments = torch.tensor([[0.0, 20.0], [8.0, 12.0], [8.0, 12.0]])
+    labels = torch.tensor([0, 1, 2])
+    cls, reg = assign_targets(points, segments, labels, num_classes=3, center_radius=0)
+    assert cls[10].tolist() == [0, 1, 1] and reg[10].tolist() == [2.0, 2.0]
+    assert cls[3].tolist() == [1, 0, 0] and reg[3].tolist() == [3.0, 17.0]
+    empty_cls, empty_reg = assign_targets(points, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), 3)
+    assert empty_cls.sum() == 0 and empty_reg.sum() == 0
+
+
+def test_focal_loss_matches_torchvision():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 7, generator=g)
+    targets = (torch.rand(50, 7, generator=g) > 0.8).float()
+    expected = torchvision.ops.sigmoid_focal_loss(logits, targets, alpha=0.25, gamma=2.0, reduction="sum")
+    torch.testing.assert_close(sigmoid_focal_loss(logits, targets), expected)
+
+
+def test_diou_hand_computed():
+    pred = torch.tensor([[1.0, 3.0]])   # segment [-1, 3] around t = 0
+    target = torch.tensor([[2.0, 2.0]])  # segment [-2, 2]
+    inter, union = 1 + 2, 4 + 4 - 3
+    rho, c = 0.5 * ((3 - 1) - (2 - 2)), 2 + 3
+    assert diou_loss_1d(pred, target).item() == pytest.approx(1 - inter / union + (rho / c) ** 2)
+    assert diou_loss_1d(target, target).item() == pytest.approx(0.0)
+
+
+def _soft_nms_reference(segs, scores, sigma, min_score, max_num):
+    segs, scores = segs.tolist(), scores.tolist()
+    kept = []
+    while segs and len(kept) < max_num:
+        i = max(range(len(scores)), key=lambda k: scores[k])
+        s, sc = segs.pop(i), scores.pop(i)
+        kept.append((s, sc))
+        new_segs, new_scores = [], []
+        for seg, score in zip(segs, scores):
+            inter = max(0.0, min(s[1], seg[1]) - max(s[0], seg[0]))
+            union = (s[1] - s[0]) + (seg[1] - seg[0]) - inter
+            score *= math.exp(-(inter / union) ** 2 / sigma)
+            if score >= min_score:
+                new_segs.append(seg)
+                new_scores.append(score)
+        segs, scores = new_segs, new_scores
+    return kept
+
+
+def test_soft_nms_matches_a_straightforward_reference_per_class():
+    g = torch.Generator().manual_seed(0)
+    starts = torch.rand(120, generator=g) * 50
+    segs = torch.stack([starts, starts + 1 + torch.rand(120, generator=g) * 10], 1).double()
+    scores = torch.rand(120, generator=g).double()
+    labels = torch.randint(0, 4, (120,), generator=g)
+    got_segs, got_scores, got_labels = soft_nms(segs, scores, labels, 0.5, 0.001, 200)
+    expected = []
+    for c in range(4):
+        expected += [(s, sc, c) for s, sc in _soft_nms_reference(segs[labels == c], scores[labels == c], 0.5, 0.001, 200)]
+    expected.sort(key=lambda e: -e[1])
+    expected = expected[:200]
+    assert len(got_scores) == len(expected)
+    torch.testing.assert_close(got_scores, torch.tensor([e[1] for e in expected], dtype=torch.float64))
+    torch.testing.assert_close(got_segs, torch.tensor([e[0] for e in expected], dtype=torch.float64))
+    assert got_labels.tolist() == [e[2] for e in expected]
+    agnostic = soft_nms(segs, scores, labels, 0.75, 0.001, 100, class_agnostic=True)[1]
+    ref = [sc for _, sc in _soft_nms_reference(segs, scores, 0.75, 0.001, 100)]
+    torch.testing.assert_close(agnostic, torch.tensor(ref, dtype=torch.float64))
+
+
+def test_iou_voting_and_fusion():
+    a = torch.tensor([[0.0, 10.0]])
+    b = torch.tensor([[5.0, 15.0], [20.0, 30.0], [3.0, 3.0]])
+    assert segment_iou(a, b)[0].tolist() == pytest.approx([5 / 15, 0.0, 0.0])
+    voted = vote_boundaries(torch.tensor([[0.0, 10.0]]), torch.tensor([[0.0, 10.0], [1.0, 11.0], [50.0, 60.0]]),
+                            torch.tensor([0.5, 0.5, 0.9]), iou_thresh=0.5)
+    assert voted.tolist() == [[pytest.approx(0.45), pytest.approx(10.45)]]  # IoUs 1 and 9/11, equal scores
+    segs, scores, classes = fuse_class_scores(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), torch.tensor([0.64, 0.25]),
+                                              torch.tensor([0.1, 0.25, 0.0, 0.5]), topk=2)
+    assert classes.tolist() == [3, 1, 3, 1] and scores.tolist() == pytest.approx([math.sqrt(0.32),
+                                                                                  0.4, math.sqrt(0.125), 0.25])
+
+
+@pytest.mark.parametrize("backbone", ["conv", "transformer", "mamba-vim", "mamba-dbm"])
+def test_detector_outputs_do_not_depend_on_padding(backbone):
+    torch.manual_seed(0)
+    cfg = DetectorConfig(num_classes=3, backbone=BackboneConfig(name=backbone, input_dim=8, embd_dim=16, window=5),
+                         head_dim=16)
+    model = ActionDetector(cfg).double().eval()
+    feats = torch.randn(1, 8, 40, dtype=torch.float64)
+    outs = []
+    for length in (64, 96):  # the same 40 valid steps, padded with garbage to two lengths
+        x = torch.full((1, 8, length), 7.0, dtype=torch.float64)
+        x[..., :40] = feats
+        mask = torch.arange(length)[None] < 40
+        outs.append(model(x, mask))
+    for level, stride in enumerate(model.strides):
+        valid = -(-40 // stride)
+        torch.testing.assert_close(outs[0].cls_logits[level][:, :valid], outs[1].cls_logits[level][:, :valid])
+        torch.testing.assert_close(outs[0].offsets[level][:, :valid], outs[1].offsets[level][:, :valid])
+
+
+def test_detector_sizes_match_the_published_configs():
+    def size(name, d, inp, ncls):
+        m = ActionDetector(DetectorConfig(num_classes=ncls, head_dim=d,
+                                          backbone=BackboneConfig(name=name, input_dim=inp, embd_dim=d)))
+        return sum(p.numel() for p in m.parameters()) / 1e6
+    assert size("mamba-dbm", 512, 3200, 20) == pytest.approx(20.3, abs=0.05)
+    assert size("mamba-vim", 512, 3200, 20) == pytest.approx(21.6, abs=0.05)
+    assert size("mamba-dbm", 256, 3200, 1) == pytest.approx(6.4, abs=0.05)
+
+
+def test_config_rejects_ignored_keys():
+    with pytest.raises(ValueError, match="use_abs_pe applies to the transformer backbone only"):
+        BackboneConfig(name="mamba-dbm", use_abs_pe=True)
+    with pytest.raises(ValueError, match="6 regression ranges for 8 pyramid levels"):
+        DetectorConfig(num_classes=2, backbone=BackboneConfig(arch=(2, 2, 7)))
