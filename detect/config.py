@@ -1,0 +1,149 @@
+"""Training configs: YAML files mapped onto typed dataclasses, with ``key=value`` overrides.
+
+Every key must exist in the dataclasses: a misspelt or unused key is an error, never silently
+ignored. Overrides use dotted paths and YAML values: ``optim.lr=2e-4``,
+``model.backbone.name=mamba-vim``, ``data.stores=[a,b]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .models.detector import DetectorConfig
+
+
+class ConfigError(ValueError):
+    """A config that does not fit the schema; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    stores: list[str]
+    annotations: str
+    dataset: str | None = None              # card id: default splits, tIoU and protocol
+    train_split: str | None = None          # None: the card's
+    val_split: str | None = None
+    val_holdout: float | None = None        # validate on this fraction of train_split (fixed by video id)
+    test_split: str | None = None
+    max_seq_len: int = 2304
+    trunc_thresh: float = 0.5
+    crop_ratio: list[float] | None = field(default_factory=lambda: [0.9, 1.0])
+    downsample_rate: int = 1
+    num_workers: int = 4
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    epochs: int = 30
+    warmup_epochs: int = 5
+    eta_min: float = 1e-8
+    batch_size: int = 2
+    accumulate: int = 1                     # micro-batches per optimiser step
+    clip_grad: float = 1.0
+    ema_decay: float = 0.999
+    amp: str = "bf16"                       # bf16 autocast on CUDA; "none" for fp32
+
+
+@dataclass
+class EvalConfig:
+    tiou: list[float] | None = None         # None: the card's
+    clean_gt: bool | None = None            # None: the card's protocol
+    every: int = 1
+    start_epoch: int = 0
+    batch_size: int = 4
+
+
+@dataclass
+class RunConfig:
+    model: DetectorConfig
+    data: DataConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: str = "runs/default"
+    seed: int = 0
+    log_every: int = 20
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """YAML 1.1 reads ``1e-4`` as a string: convert numbers (and lists of them) per the type hint."""
+    if isinstance(value, str):
+        for kind in (int, float):
+            if hint is kind or kind in typing.get_args(hint):
+                try:
+                    return kind(value) if kind is float else int(value)
+                except ValueError:
+                    if kind is float or float not in typing.get_args(hint):
+                        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        return value
+    if isinstance(value, list):
+        args = [a for a in typing.get_args(hint) if typing.get_origin(a) in (list, tuple)] or [hint]
+        inner = typing.get_args(args[0])
+        if inner and inner[0] in (int, float):
+            return [_coerce(inner[0], v, where) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and (hint is float or float in typing.get_args(hint)):
+        return float(value)
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
+    if not dataclasses.is_dataclass(cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown keys {sorted(unknown)} (known: {sorted(names)})")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        target = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
+        at = f"{where}.{name}".lstrip(".")
+        kwargs[name] = _build(target, value, at) if dataclasses.is_dataclass(target) else _coerce(hint, value, at)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None) -> RunConfig:
+    """A :class:`RunConfig` from a YAML file (or ``base``), with ``key=value`` overrides."""
+    data = dict(base or {})
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return _build(RunConfig, apply_overrides(data, list(overrides)), "")
+
+
+def to_dict(cfg: Any) -> Any:
+    return dataclasses.asdict(cfg)
