@@ -1,0 +1,145 @@
+"""GPU parity and speed of the ``cuda`` (mamba-ssm, causal-conv1d) and ``torch`` backends.
+
+For the selective scan, the causal conv and whole DBM / ViM mixers, in fp32 and bf16, prints the
+relative error ``||x - ref|| / ||ref||`` of the output and of every input gradient against a
+float64 reference (our sequential oracle on the GPU), and the fwd+bwd time of each backend.
+
+    python benchmarks/scan_parity.py                 # needs a CUDA GPU and the kernels
+    python benchmarks/scan_parity.py --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from detect.models.mamba import DBM, MambaConfig, ViM
+from detect.ops import causal_conv1d, selective_scan, selective_scan_ref
+from detect.ops.backend import cuda_kernels
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    if not torch.isfinite(a).all():
+        return float("nan")
+    return ((a - b).norm() / b.norm().clamp(min=1e-30)).item()
+
+
+def timed(fn, repeat: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(repeat):
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[len(times) // 2]
+
+
+def scan_case(batch, dim, length, n, dtype, g):
+    shapes = {"u": (batch, dim, length), "delta": (batch, dim, length), "B": (batch, n, length),
+              "C": (batch, n, length), "z": (batch, dim, length)}
+    x = {k: torch.randn(*s, generator=g, device="cuda") for k, s in shapes.items()}
+    x["delta"] = x["delta"] * 0.5
+    x["A"] = -torch.rand(dim, n, generator=g, device="cuda") * 4
+    x["D"] = torch.randn(dim, generator=g, device="cuda")
+    x["delta_bias"] = torch.randn(dim, generator=g, device="cuda") * 0.1
+    # mamba-ssm wants input-dependent B and C in the input's dtype; A, D and the bias stay fp32.
+    low = {k: v.to(dtype) if k in ("u", "delta", "z", "B", "C") else v for k, v in x.items()}
+    return x, low
+
+
+def check_scan(batch, dim, length, n, dtype, g, repeat):
+    x, low = scan_case(batch, dim, length, n, dtype, g)
+    ref_in = {k: v.detach().to(low[k].dtype).double().requires_grad_() for k, v in x.items()}
+    ref = selective_scan_ref(**ref_in, delta_softplus=True)
+    grad = torch.randn(ref.shape, generator=g, device="cuda").double()
+    ref.backward(grad)
+    row = {"op": "selective_scan", "shape": f"{batch}x{dim}x{length}", "dtype": str(dtype).split(".")[-1]}
+    for backend in ("cuda", "torch"):
+        inp = {k: v.detach().clone().requires_grad_() for k, v in low.items()}
+        out = selective_scan(**inp, delta_softplus=True, backend=backend)
+        out.backward(grad.to(out.dtype))
+        row[f"{backend}_out"] = rel(out, ref)
+        row[f"{backend}_grad_max"] = max(rel(inp[k].grad, ref_in[k].grad) for k in inp)
+
+        def step(inp=inp, backend=backend):
+            y = selective_scan(**inp, delta_softplus=True, backend=backend)
+            y.backward(grad.to(y.dtype))
+        row[f"{backend}_ms"] = timed(step, repeat)
+    return row
+
+
+def check_conv(batch, dim, length, dtype, g, repeat):
+    x = torch.randn(batch, dim, length, generator=g, device="cuda").to(dtype)
+    w = torch.randn(dim, 4, generator=g, device="cuda")
+    b = torch.randn(dim, generator=g, device="cuda")
+    ref = causal_conv1d(x.double(), w.double(), b.double(), "silu", backend="torch")
+    row = {"op": "causal_conv1d", "shape": f"{batch}x{dim}x{length}", "dtype": str(dtype).split(".")[-1]}
+    for backend in ("cuda", "torch"):
+        row[f"{backend}_out"] = rel(causal_conv1d(x, w.to(dtype), b.to(dtype), "silu", backend=backend), ref)
+        row[f"{backend}_grad_max"] = float("nan")
+        row[f"{backend}_ms"] = timed(lambda backend=backend: causal_conv1d(x, w.to(dtype), b.to(dtype), "silu",
+                                                                            backend=backend), repeat)
+    return row
+
+
+def check_mixer(name, batch, length, d, dtype, g, repeat):
+    torch.manual_seed(0)
+    cls, expand = (DBM, 1) if name == "dbm" else (ViM, 2)
+    layers = {b: cls(MambaConfig(d, expand=expand, backend=b)).cuda() for b in ("cuda", "torch")}
+    layers["torch"].load_state_dict(layers["cuda"].state_dict())
+    ref_layer = cls(MambaConfig(d, expand=expand, backend="torch")).cuda().double()
+    ref_layer.load_state_dict(layers["cuda"].state_dict())
+    x = torch.randn(batch, length, d, generator=g, device="cuda")
+    mask = torch.arange(length, device="cuda")[None] < torch.tensor([length, length * 3 // 4], device="cuda")[:, None]
+    ref = ref_layer(x.double(), mask)
+    row = {"op": f"{name} mixer", "shape": f"{batch}x{length}x{d}", "dtype": str(dtype).split(".")[-1]}
+    for backend, layer in layers.items():
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            out = layer(x, mask)
+        row[f"{backend}_out"] = rel(out.float()[mask], ref[mask])
+        row[f"{backend}_grad_max"] = float("nan")
+
+        def step(layer=layer):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                layer(x, mask).float().square().mean().backward()
+        row[f"{backend}_ms"] = timed(step, repeat)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--json", help="write the rows here too")
+    args = p.parse_args()
+    ok, reason = cuda_kernels()
+    if not torch.cuda.is_available() or not ok:
+        raise SystemExit(f"needs a CUDA GPU and the kernels ({reason})")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    rows = []
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; rel. error vs float64, time fwd+bwd (median)")
+    print(f"{'op':<16}{'shape':<14}{'dtype':<10}{'cuda out':>10}{'cuda grad':>11}{'torch out':>11}{'torch grad':>11}"
+          f"{'cuda ms':>9}{'torch ms':>10}{'ratio':>7}")
+    for dtype in (torch.float32, torch.bfloat16):
+        for case in (lambda: check_scan(2, 1024, 2304, 16, dtype, g, args.repeat),
+                     lambda: check_scan(8, 1024, 2304, 16, dtype, g, args.repeat),
+                     lambda: check_conv(8, 1024, 2304, dtype, g, args.repeat),
+                     lambda: check_mixer("dbm", 2, 2304, 512, dtype, g, args.repeat),
+                     lambda: check_mixer("vim", 2, 2304, 512, dtype, g, args.repeat)):
+            rows.append(case())
+            r = rows[-1]
+            print(f"{r['op']:<16}{r['shape']:<14}{r['dtype']:<10}{r['cuda_out']:>10.1e}{r['cuda_grad_max']:>11.1e}"
+                  f"{r['torch_out']:>11.1e}{r['torch_grad_max']:>11.1e}{r['cuda_ms']:>9.2f}{r['torch_ms']:>10.2f}"
+                  f"{r['torch_ms'] / r['cuda_ms']:>7.1f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
