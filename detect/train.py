@@ -134,7 +134,9 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
     last_epoch = cfg.optim.epochs + cfg.optim.warmup_epochs - 1
     if stop_after_epoch is not None:
         last_epoch = min(last_epoch, stop_after_epoch)
-    for epoch in range(start_epoch, last_epoch + 1):
+    show = None if progress and rank == 0 else True  # None: shown on a terminal only
+    epochs_bar = tqdm(range(start_epoch, last_epoch + 1), desc="train", unit="epoch", disable=show)
+    for epoch in epochs_bar:
         train_set.set_epoch(epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -144,7 +146,7 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
         model.train()
         started = time.perf_counter()
         batches = iter(loader)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=not progress or rank != 0, leave=False)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=show, leave=False)
         for _ in bar:
             optimizer.zero_grad(set_to_none=True)
             for micro in range(cfg.optim.accumulate):
@@ -176,6 +178,7 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
                 best = {"average_mAP": val["average_mAP"], "epoch": epoch, "mAP": val["mAP"]}
                 save_checkpoint(out / "best.pt", model=ema.module.state_dict(), config=to_dict(cfg), epoch=epoch,
                                 classes=classes, val=best)
+        epochs_bar.set_postfix({k: f"{v:.3f}" for k, v in epoch_record.items() if k in ("final_loss", "val_average_mAP")})
         history.append(epoch_record)
         log.write(epoch_record, step)
         if rank == 0:
