@@ -85,13 +85,13 @@ def _load_run(checkpoint: str, overrides: list[str]):
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .engine import build_datasets
-    from .train import _validate
+    from .train import validate
 
     cfg, model, device = _load_run(args.checkpoint, args.overrides)
     annotations, classes, datasets = build_datasets(cfg)
     if args.split not in datasets:
         raise SystemExit(f"error: split {args.split!r} has no videos (have {sorted(datasets)})")
-    result = _validate(model, datasets[args.split], cfg, annotations, classes, device, args.split)
+    result = validate(model, datasets[args.split], cfg, annotations, classes, device, args.split)
     result.pop("detections")
     print(json.dumps(result, indent=2) if args.json else
           f"{args.split} average mAP {100 * result['average_mAP']:.2f} ({result['protocol']})")

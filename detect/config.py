@@ -34,6 +34,8 @@ class DataConfig:
     trunc_thresh: float = 0.5
     crop_ratio: list[float] | None = field(default_factory=lambda: [0.9, 1.0])
     downsample_rate: int = 1
+    resize_to: int | None = None            # linearly resize every video to this many steps (ActivityNet: 192)
+    class_agnostic: bool = False            # one "action" class; names come from eval.ext_score_file
     num_workers: int = 4
 
 
@@ -58,6 +60,9 @@ class EvalConfig:
     every: int = 1
     start_epoch: int = 0
     batch_size: int = 4
+    ext_score_file: str | None = None       # video-level class probabilities to label class-agnostic segments
+    fusion_topk: int = 2
+    fusion_mode: str = "sqrt"               # sqrt(p_cls * p_seg) (ActionMamba) or product (ActionFormer)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from .config import RunConfig
 from .data.dataset import DetectionDataset, collate
 from .models.detector import ActionDetector
 from .models.layers import AffineDropPath, LayerNorm, Scale
+from .models.postprocess import fuse_class_scores
 
 
 def holdout_fraction(video_id: str) -> float:
@@ -68,13 +69,15 @@ def build_datasets(cfg: RunConfig) -> tuple[AnnotationSet, list[str], dict[str, 
     annotations = load_annotations(cfg.data.annotations)
     stores = [open_store(p) for p in cfg.data.stores]
     classes = annotations.classes
-    if len(classes) != cfg.model.num_classes:
+    expected = 1 if cfg.data.class_agnostic else len(classes)
+    if cfg.model.num_classes != expected:
         raise ValueError(f"model.num_classes is {cfg.model.num_classes} but {cfg.data.annotations} has "
-                         f"{len(classes)} classes")
+                         f"{len(classes)} classes" + (" (class-agnostic training needs 1)" if cfg.data.class_agnostic else ""))
     splits = resolve_splits(cfg, annotations)
     common = dict(max_seq_len=cfg.data.max_seq_len, trunc_thresh=cfg.data.trunc_thresh,
                   crop_ratio=tuple(cfg.data.crop_ratio) if cfg.data.crop_ratio else None,
-                  downsample_rate=cfg.data.downsample_rate, seed=cfg.seed)
+                  downsample_rate=cfg.data.downsample_rate, resize_to=cfg.data.resize_to,
+                  class_agnostic=cfg.data.class_agnostic, seed=cfg.seed)
     datasets = {name: DetectionDataset(stores, annotations, ids, classes, training=name == "train", **common)
                 for name, ids in splits.items() if ids}
     return annotations, classes, datasets
@@ -139,10 +142,29 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Video-level class probabilities for score fusion: ``{"results": {video: [p, ...]},
+    "class": [names]}`` (ActionFormer's external-classifier files; ``class`` defaults to the
+    annotation classes)."""
+    import json
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    names = data.get("class") or data.get("classes") or classes
+    scores = {vid: torch.tensor(p, dtype=torch.float32) for vid, p in data["results"].items()}
+    bad = [vid for vid, p in scores.items() if p.numel() != len(names)]
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} videos have {scores[bad[0]].numel()} scores for {len(names)} classes")
+    return scores, list(names)
+
+
 @torch.no_grad()
 def predict(model: ActionDetector, loader: torch.utils.data.DataLoader, classes: list[str],
-            device: torch.device, amp: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Detections of every video in ``loader``, in seconds: ``{video: [{label, score, segment}]}``."""
+            device: torch.device, amp: bool = False, fusion: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Detections of every video in ``loader``, in seconds: ``{video: [{label, score, segment}]}``.
+
+    ``fusion`` (``scores``, ``classes``, ``topk``, ``mode``) labels class-agnostic segments with
+    the video's top external classes; class-agnostic segments without it are labelled ``action``.
+    """
     model.eval()
     results: dict[str, list[dict[str, Any]]] = {}
     for batch in loader:
@@ -150,9 +172,18 @@ def predict(model: ActionDetector, loader: torch.utils.data.DataLoader, classes:
             out = model(batch["feats"].to(device), batch["mask"].to(device))
         for i, item in enumerate(batch["items"]):
             segs, scores, labels = (t.cpu() for t in model.detect(out, i))
+            names = classes
+            if model.cfg.num_classes == 1:
+                names = ["action"]
+                if fusion is not None:
+                    if item.video_id not in fusion["scores"]:
+                        raise ValueError(f"video {item.video_id!r} has no external class scores")
+                    segs, scores, labels = fuse_class_scores(segs, scores, fusion["scores"][item.video_id],
+                                                             fusion["topk"], fusion["mode"])
+                    names = fusion["classes"]
             index = (segs.double() + item.offset) * item.downsample
             seconds = torch.as_tensor(item.grid.index_to_seconds(index.numpy())).reshape(-1, 2)
             seconds = seconds.clamp(0, item.duration)
-            results[item.video_id] = [{"label": classes[int(c)], "score": float(s), "segment": [float(a), float(b)]}
+            results[item.video_id] = [{"label": names[int(c)], "score": float(s), "segment": [float(a), float(b)]}
                                       for (a, b), s, c in zip(seconds.tolist(), scores, labels)]
     return results

@@ -20,8 +20,8 @@ import torch
 import yaml
 
 from .config import RunConfig, to_dict
-from .engine import (ModelEma, build_datasets, eval_protocol, load_checkpoint, make_loader, param_groups, predict,
-                     save_checkpoint, warmup_cosine)
+from .engine import (ModelEma, build_datasets, eval_protocol, load_checkpoint, load_class_scores, make_loader,
+                     param_groups, predict, save_checkpoint, warmup_cosine)
 from .metrics import evaluate_detections
 from .models.detector import ActionDetector
 
@@ -68,15 +68,27 @@ class _Log:
             self.tb.close()
 
 
-def _validate(model: ActionDetector, dataset, cfg: RunConfig, annotations, classes, device, split: str) -> dict:
+def validate(model: ActionDetector, dataset, cfg: RunConfig, annotations, classes, device, split: str) -> dict:
+    """Detections and mAP of ``model`` on ``dataset`` (its videos form subset ``split``)."""
     loader = make_loader(dataset, cfg.eval.batch_size, training=False, max_seq_len=cfg.data.max_seq_len,
                          multiple=model.max_stride, workers=cfg.data.num_workers, seed=cfg.seed)
-    detections = predict(model, loader, classes, device, amp=_amp(cfg, device))
+    fusion = None
+    if cfg.eval.ext_score_file:
+        scores, names = load_class_scores(cfg.eval.ext_score_file, classes)
+        fusion = {"scores": scores, "classes": names, "topk": cfg.eval.fusion_topk, "mode": cfg.eval.fusion_mode}
+    detections = predict(model, loader, classes, device, amp=_amp(cfg, device), fusion=fusion)
     tiou, clean = eval_protocol(cfg)
-    subset_db = {vid: {"subset": split, "annotations": [a.to_dict() for a in annotations.database[vid].annotations]}
+    agnostic = cfg.model.num_classes == 1 and fusion is None
+
+    def label(ann):  # without external classes, class-agnostic segments are scored as proposals
+        return {**ann.to_dict(), "label": "action"} if agnostic else ann.to_dict()
+
+    subset_db = {vid: {"subset": split, "annotations": [label(a) for a in annotations.database[vid].annotations]}
                  for vid in dataset.video_ids}
     result = evaluate_detections(subset_db, detections, split, tiou, clean_gt=clean)
-    return {"average_mAP": result.average, "mAP": result.to_json()["mAP"], "protocol": result.protocol,
+    protocol = result.protocol + ("; class-agnostic (no ext_score_file)" if agnostic else
+                                  f"; fused with {cfg.eval.ext_score_file} ({cfg.eval.fusion_mode})" if fusion else "")
+    return {"average_mAP": result.average, "mAP": result.to_json()["mAP"], "protocol": protocol,
             "detections": detections}
 
 
@@ -172,7 +184,7 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
         epoch_record = {"epoch": epoch, "step": step, "seconds": time.perf_counter() - started,
                         "final_loss": losses["final_loss"].item()}
         if rank == 0 and "val" in datasets and epoch >= cfg.eval.start_epoch and (epoch + 1) % cfg.eval.every == 0:
-            val = _validate(ema.module, datasets["val"], cfg, annotations, classes, dev, "val")
+            val = validate(ema.module, datasets["val"], cfg, annotations, classes, dev, "val")
             epoch_record["val_average_mAP"] = val["average_mAP"]
             if val["average_mAP"] > best["average_mAP"]:
                 best = {"average_mAP": val["average_mAP"], "epoch": epoch, "mAP": val["mAP"]}
@@ -197,7 +209,7 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
         if "test" in datasets:
             final = ActionDetector(cfg.model).to(dev)
             final.load_state_dict(load_checkpoint(out / "best.pt", map_location=dev)["model"])
-            test = _validate(final, datasets["test"], cfg, annotations, classes, dev, "test")
+            test = validate(final, datasets["test"], cfg, annotations, classes, dev, "test")
             summary["test"] = {k: v for k, v in test.items() if k != "detections"}
             (out / "test_detections.json").write_text(json.dumps({"results": test["detections"]}))
             log.write({"test_average_mAP": test["average_mAP"], "epoch": last_epoch, "step": step}, step)

@@ -115,3 +115,39 @@ def test_cli_train_evaluate_eval_infer(planted, tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
     assert len(results) == 32 and all(0 <= d["segment"][0] <= d["segment"][1] for v in results.values() for d in v)
+
+
+def test_class_agnostic_resized_training_with_score_fusion(planted, tmp_path):
+    """The ActivityNet recipe: one class, features resized to a fixed length, classes from a file."""
+    store, ann = planted
+    database = load_annotations(ann).database
+    classes = ["jump", "throw", "spin"]
+    scores = {vid: [float(any(a.label == c for a in v.annotations)) for c in classes] for vid, v in database.items()}
+    ext = tmp_path / "ext.json"
+    ext.write_text(json.dumps({"class": classes, "results": scores}))
+    base = tiny_config(store, ann, tmp_path / "run", epochs=12, optim__ema_decay=0.9, data__resize_to=64,
+                       data__class_agnostic=True, eval__ext_score_file=str(ext))
+    base["model"]["num_classes"] = 1
+    summary = train(load_config(None, base=base), progress=False)
+    assert "fused with" in summary["test"]["protocol"]
+    assert summary["test"]["mAP"]["0.3"] > 0.5, summary["test"]
+    dets = json.loads((tmp_path / "run" / "test_detections.json").read_text())["results"]
+    video = next(iter(dets))
+    present = {c for c, s in zip(classes, scores[video]) if s}
+    assert {d["label"] for d in dets[video] if d["score"] > 0} <= present  # top-2 fusion: absent classes score 0
+
+
+def test_resized_grid_converts_back_to_the_same_seconds(planted):
+    from detect.data.dataset import DetectionDataset
+    from extract.store import open_store
+
+    store, ann = planted
+    annotations = load_annotations(ann)
+    vid = sorted(annotations.database)[0]
+    plain = DetectionDataset([open_store(store)], annotations, [vid], annotations.classes, training=False)[0]
+    resized = DetectionDataset([open_store(store)], annotations, [vid], annotations.classes, training=False,
+                               resize_to=50)[0]
+    assert resized.feats.shape[1] == 50
+    back = resized.grid.index_to_seconds(resized.segments.double().numpy())
+    expected = plain.grid.index_to_seconds(plain.segments.double().numpy())
+    assert back == pytest.approx(expected, abs=1e-4)

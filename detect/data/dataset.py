@@ -42,13 +42,16 @@ def _grid_key(grid: SnippetGrid) -> tuple:
 class DetectionDataset(torch.utils.data.Dataset):
     def __init__(self, stores: list[FeatureStore], annotations: AnnotationSet, video_ids: list[str],
                  classes: list[str], *, training: bool, max_seq_len: int = 2304, trunc_thresh: float = 0.5,
-                 crop_ratio: tuple[float, float] | None = (0.9, 1.0), downsample_rate: int = 1, seed: int = 0) -> None:
+                 crop_ratio: tuple[float, float] | None = (0.9, 1.0), downsample_rate: int = 1,
+                 resize_to: int | None = None, class_agnostic: bool = False, seed: int = 0) -> None:
         missing = [vid for vid in video_ids if any(vid not in s for s in stores)]
         if missing:
             raise DataError(f"{len(missing)} videos have no features in {[str(s.path) for s in stores]}, "
                             f"e.g. {missing[:3]}; run `python -m extract annotations check` with --store")
         self.stores, self.annotations, self.video_ids = stores, annotations, list(video_ids)
-        self.class_index = {name: i for i, name in enumerate(classes)}
+        # Class-agnostic training (ActivityNet, HACS): every class is "an action", id 0.
+        self.class_index = {name: 0 if class_agnostic else i for i, name in enumerate(classes)}
+        self.resize_to = resize_to
         self.training, self.max_seq_len, self.trunc_thresh = training, max_seq_len, trunc_thresh
         self.crop_ratio, self.downsample_rate, self.seed = crop_ratio, downsample_rate, seed
         self.epoch = 0
@@ -88,10 +91,28 @@ class DetectionDataset(torch.utils.data.Dataset):
             segs.append(grid.seconds_to_index([start, end]))
             labels.append(self.class_index[ann.label])
         segments = torch.tensor(np.asarray(segs, dtype=np.float32).reshape(-1, 2))
+        labels = torch.tensor(labels, dtype=torch.int64)
+        if self.resize_to:
+            return self._resized(vid, torch.from_numpy(feats), grid, segments, labels, duration)
         r = self.downsample_rate
-        item = VideoItem(vid, torch.from_numpy(np.ascontiguousarray(feats[:, ::r])), segments / r,
-                         torch.tensor(labels, dtype=torch.int64), grid, duration, 0, r)
+        item = VideoItem(vid, torch.from_numpy(np.ascontiguousarray(feats[:, ::r])), segments / r, labels, grid,
+                         duration, 0, r)
         return self._crop(item, index) if self.training else item
+
+    def _resized(self, vid, feats, grid, segments, labels, duration) -> VideoItem:
+        """Linear resize to ``resize_to`` steps (ActionFormer's ``force_upsampling``): the grid's
+        window and stride both become ``((T - 1) * stride + window) / resize_to`` frames."""
+        length = feats.shape[1]
+        step = ((length - 1) * grid.stride + grid.window) / self.resize_to
+        resized = SnippetGrid(window=step, stride=step, fps=grid.fps, num_snippets=self.resize_to, offset=grid.offset)
+        segments = torch.tensor(resized.seconds_to_index(grid.index_to_seconds(segments.numpy().astype(np.float64))),
+                                dtype=torch.float32).reshape(-1, 2)
+        feats = torch.nn.functional.interpolate(feats[None], size=self.resize_to, mode="linear", align_corners=False)[0]
+        if self.training:  # drop actions that lie mostly outside the resized span
+            inside = (segments.clamp(0, self.resize_to)[:, 1] - segments.clamp(0, self.resize_to)[:, 0])
+            keep = inside / (segments[:, 1] - segments[:, 0]).clamp(min=1e-6) >= 0.5
+            segments, labels = segments[keep], labels[keep]
+        return VideoItem(vid, feats, segments, labels, resized, duration)
 
     def _crop(self, item: VideoItem, index: int) -> VideoItem:
         rng = np.random.default_rng((self.seed, self.epoch, index))

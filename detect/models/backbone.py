@@ -27,7 +27,7 @@ class BackboneConfig:
     scale_factor: int = 2
     drop_path: float = 0.3
     n_head: int = 4                              # transformer only
-    window: int = 19                             # transformer only; -1 = global attention
+    window: int | list[int] = 19                 # transformer only; per level as a list; -1 = global
     use_abs_pe: bool = False                     # transformer only
     max_seq_len: int = 2304
     mamba: dict = field(default_factory=dict)    # d_state, d_conv, expand, divide_out, backend
@@ -36,6 +36,8 @@ class BackboneConfig:
         if self.name not in BACKBONES:
             raise ValueError(f"unknown backbone {self.name!r}; expected one of {BACKBONES}")
         self.arch = tuple(self.arch)
+        if isinstance(self.window, list) and len(self.window) != self.num_levels:
+            raise ValueError(f"window lists one size per pyramid level ({self.num_levels}), got {self.window}")
         if self.use_abs_pe and self.name != "transformer":  # ActionMamba silently ignored it (HACS sets it)
             raise ValueError(f"use_abs_pe applies to the transformer backbone only, not {self.name!r}")
         if self.mamba and not self.name.startswith("mamba"):
@@ -49,11 +51,12 @@ class BackboneConfig:
         return self.arch[2] + 1
 
 
-def _block(cfg: BackboneConfig, stride: int) -> nn.Module:
+def _block(cfg: BackboneConfig, stride: int, level: int) -> nn.Module:
     if cfg.name == "conv":
         return ConvBlock(cfg.embd_dim, stride)
     if cfg.name == "transformer":
-        return TransformerBlock(cfg.embd_dim, cfg.n_head, cfg.window, stride, cfg.drop_path)
+        window = cfg.window[level] if isinstance(cfg.window, list) else cfg.window
+        return TransformerBlock(cfg.embd_dim, cfg.n_head, window, stride, cfg.drop_path)
     return MambaBlock(cfg.embd_dim, mixer=cfg.name.split("-")[1], stride=stride, drop_path=cfg.drop_path,
                       **cfg.mamba)
 
@@ -70,8 +73,8 @@ class Backbone(nn.Module):
         self.embd_norm = nn.ModuleList(LayerNorm(cfg.embd_dim) for _ in range(n_embd))
         if cfg.use_abs_pe:
             self.register_buffer("pos_embd", sinusoid_position_encoding(cfg.max_seq_len, cfg.embd_dim), persistent=False)
-        self.stem = nn.ModuleList(_block(cfg, 1) for _ in range(n_stem))
-        self.branch = nn.ModuleList(_block(cfg, cfg.scale_factor) for _ in range(n_branch))
+        self.stem = nn.ModuleList(_block(cfg, 1, 0) for _ in range(n_stem))
+        self.branch = nn.ModuleList(_block(cfg, cfg.scale_factor, level + 1) for level in range(n_branch))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         for conv, norm in zip(self.embd, self.embd_norm):

@@ -57,8 +57,8 @@ class SnippetGrid:
     resampled one when frames were resampled before extraction.
     """
 
-    window: int
-    stride: int
+    window: float        # frames; fractional only for features resized to a fixed length
+    stride: float
     fps: float
     num_snippets: int
     offset: int = 0
