@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(cfg, resume=args.resume, device=args.device, stop_after_epoch=args.stop_after_epoch)
     except (ConfigError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -215,4 +215,6 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
             log.write({"test_average_mAP": test["average_mAP"], "epoch": last_epoch, "step": step}, step)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     log.close()
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return summary

@@ -151,3 +151,16 @@ def test_resized_grid_converts_back_to_the_same_seconds(planted):
     back = resized.grid.index_to_seconds(resized.segments.double().numpy())
     expected = plain.grid.index_to_seconds(plain.segments.double().numpy())
     assert back == pytest.approx(expected, abs=1e-4)
+
+
+def test_ddp_under_torchrun_on_cpu(planted, tmp_path):
+    store, ann = planted
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "ddp", epochs=2)))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "detect",
+                           "train", "--config", str(tmp_path / "cfg.yaml"), "--json"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)  # one report, from rank 0
+    assert "test" in summary and (tmp_path / "ddp" / "best.pt").exists()
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and len(state["history"]) == 3
