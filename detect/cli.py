@@ -166,6 +166,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_timeline
+
+    try:
+        dets = json.loads(Path(args.detections).read_text())
+        gt = json.loads(Path(args.annotations).read_text())["database"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    results = dets.get("results", dets)
+    if args.video not in gt and args.video not in results:
+        raise SystemExit(f"error: video {args.video!r} is in neither {args.annotations} nor {args.detections}")
+    entry = gt.get(args.video, {})
+    out = plot_timeline(args.video, entry.get("annotations", []), results.get(args.video, []), args.out,
+                        entry.get("duration"), args.top)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_checkpoint
+
+    url = push_checkpoint(Path(args.checkpoint), args.repo_id, private=args.private)
+    print(f"pushed {args.checkpoint} to {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detect", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restrict-to-subset", action="store_true", help="ignore predictions on videos outside --split")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("plot", help="draw ground truth and detections of one video on a timeline")
+    p.add_argument("detections", help="detections JSON")
+    p.add_argument("--annotations", required=True, help="ground-truth JSON")
+    p.add_argument("--video", required=True, help="video id")
+    p.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
+    p.add_argument("--top", type=int, default=30, help="best detections to draw (default 30)")
+    p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("push", help="upload a checkpoint, its config and a model card to the Hugging Face Hub")
+    p.add_argument("checkpoint", help="best.pt or last.pt of a run")
+    p.add_argument("repo_id", help="model repo, e.g. me/thumos14-i3d-dbm")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
     return parser
 
 

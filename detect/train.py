@@ -2,8 +2,9 @@
 accumulation, DDP under torchrun, exact resume, validation-based model selection, final test.
 
 Outputs in ``cfg.output``: ``config.yaml``, ``log.jsonl`` (one JSON object per logged step and
-per epoch), TensorBoard events (when ``tensorboard`` is installed), ``last.pt`` (everything
-needed to resume exactly) and ``best.pt`` (the EMA weights with the best validation mAP).
+per epoch), TensorBoard events in ``tb/``, ``curves.png`` (loss and validation mAP), ``last.pt``
+(everything needed to resume exactly), ``best.pt`` (the EMA weights with the best validation
+mAP), ``test_detections.json`` and ``summary.json``.
 """
 from __future__ import annotations
 
@@ -215,6 +216,10 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
             log.write({"test_average_mAP": test["average_mAP"], "epoch": last_epoch, "step": step}, step)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     log.close()
+    if rank == 0:
+        from .plot import plot_curves
+
+        plot_curves(out / "log.jsonl", out / "curves.png")
     if world > 1:
         torch.distributed.destroy_process_group()
     return summary

@@ -164,3 +164,36 @@ def test_ddp_under_torchrun_on_cpu(planted, tmp_path):
     assert "test" in summary and (tmp_path / "ddp" / "best.pt").exists()
     state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
     assert state["epoch"] == 2 and len(state["history"]) == 3
+
+
+def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch):
+    from detect import cli
+    from detect.hub import push_checkpoint
+
+    store, ann = planted
+    train(load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=1)), progress=False)
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    dets = tmp_path / "run" / "test_detections.json"
+    video = next(iter(json.loads(dets.read_text())["results"]))
+    assert cli.main(["plot", str(dets), "--annotations", str(ann), "--video", video, "--out",
+                     str(tmp_path / "t.png")]) == 0
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+    class FakeApi:
+        files = {}
+
+        def create_repo(self, repo_id, **kw):
+            pass
+
+        def upload_file(self, path_or_fileobj, path_in_repo, repo_id):
+            self.files[path_in_repo] = path_or_fileobj
+
+    api = FakeApi()
+    push_checkpoint(tmp_path / "run" / "best.pt", "me/tiny", api=api)
+    assert set(api.files) == {"best.pt", "config.yaml", "README.md"}
+    assert b"hf://me/tiny/best.pt" in api.files["README.md"]
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name: str(tmp_path / "run" / name))
+    assert cli.resolve_checkpoint("hf://me/tiny/best.pt") == tmp_path / "run" / "best.pt"
+    with pytest.raises(SystemExit, match="hf://ORG/REPO/FILE"):
+        cli.resolve_checkpoint("hf://me/best.pt")

@@ -1,0 +1,66 @@
+"""Figures: ground truth and detections of one video on a timeline; training curves."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_timeline(video_id: str, ground_truth: list[dict[str, Any]], detections: list[dict[str, Any]],
+                  out: str | Path, duration: float | None = None, top: int = 30) -> Path:
+    """One row per class: ground truth as solid bars, the ``top`` best detections as translucent
+    bars (opacity = score) with their scores."""
+    plt = _pyplot()
+    dets = sorted(detections, key=lambda d: -d["score"])[:top]
+    labels = sorted({a["label"] for a in ground_truth} | {d["label"] for d in dets})
+    row = {label: i for i, label in enumerate(labels)}
+    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.6 * max(len(labels), 1)))
+    for ann in ground_truth:
+        if ann.get("segment") is None:
+            continue
+        s, e = ann["segment"]
+        ax.barh(row[ann["label"]] + 0.18, e - s, left=s, height=0.3, color="tab:green")
+    for det in dets:
+        s, e = det["segment"]
+        ax.barh(row[det["label"]] - 0.18, e - s, left=s, height=0.3, color="tab:blue", alpha=max(det["score"], 0.05))
+        ax.text(s, row[det["label"]] - 0.18, f"{det['score']:.2f}", fontsize=6, va="center")
+    ax.set_yticks(range(len(labels)), labels)
+    end = duration or max([a["segment"][1] for a in ground_truth if a.get("segment")] +
+                          [d["segment"][1] for d in dets] + [1.0])
+    ax.set_xlim(0, end)
+    ax.set_xlabel("seconds")
+    ax.set_title(f"{video_id}: ground truth (green, upper) and top-{len(dets)} detections (blue, lower)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_curves(log_jsonl: str | Path, out: str | Path) -> Path:
+    """Training loss per logged step and validation mAP per epoch, from a run's ``log.jsonl``."""
+    plt = _pyplot()
+    records = [json.loads(line) for line in Path(log_jsonl).read_text().splitlines() if line.strip()]
+    steps = [(r["step"], r["final_loss"]) for r in records if "lr" in r]
+    val = [(r["epoch"], r["val_average_mAP"]) for r in records if "val_average_mAP" in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
+    if steps:
+        a.plot(*zip(*steps))
+    a.set_xlabel("iteration")
+    a.set_ylabel("training loss")
+    if val:
+        b.plot(*zip(*val), marker="o")
+    b.set_xlabel("epoch")
+    b.set_ylabel("validation average mAP")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)
