@@ -85,3 +85,20 @@ def test_gradients_flow_to_every_parameter():
     model = DBM(MambaConfig(8))
     model(torch.randn(2, 7, 8)).square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_vim_single_fused_scan_equals_two_separate_directions():
+    """ViM stacks both directions' channels into one scan; check against two plain Mamba passes."""
+    torch.manual_seed(0)
+    cfg = MambaConfig(12, expand=2)
+    vim = ViM(cfg).double()
+    forward, backward = Mamba(cfg).double(), Mamba(cfg).double()
+    state = vim.state_dict()
+    forward.load_state_dict({k: v for k, v in state.items() if not (k.endswith("_b") or "_b." in k or k == "A_b_log")})
+    backward.load_state_dict({"in_proj.weight": state["in_proj.weight"], "out_proj.weight": state["out_proj.weight"],
+                              "A_log": state["A_b_log"], "D": state["D_b"],
+                              **{k.replace("_b.", "."): v for k, v in state.items() if "_b." in k}})
+    x = torch.randn(2, 11, 12, dtype=torch.float64)
+    # out_proj is linear: out_proj(y_f + flip(y_b)) = out_proj(y_f) + out_proj(flip(y_b))
+    expected = forward(x) + backward(x.flip(1)).flip(1)
+    torch.testing.assert_close(vim(x), expected, rtol=1e-10, atol=1e-10)

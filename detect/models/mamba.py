@@ -73,20 +73,31 @@ def add_branch_params(owner: nn.Module, cfg: MambaConfig, suffix: str = "") -> N
     owner.register_parameter(f"D{suffix}", D)
 
 
-def ssm_branch(owner: nn.Module, suffix: str, xz: torch.Tensor, cfg: MambaConfig) -> torch.Tensor:
-    """Mamba's inner function without ``out_proj``: ``xz (Bt, 2 di, L) -> (Bt, di, L)``."""
-    conv = getattr(owner, f"conv1d{suffix}")
-    x_proj = getattr(owner, f"x_proj{suffix}")
-    dt_proj = getattr(owner, f"dt_proj{suffix}")
-    A_log = getattr(owner, "A_b_log" if suffix else "A_log")
-    D = getattr(owner, f"D{suffix}")
-    x, z = xz.chunk(2, dim=1)
-    x = causal_conv1d(x, conv.weight[:, 0], conv.bias, activation="silu", backend=cfg.backend)
-    dt, B, C = torch.split(x_proj(x.transpose(1, 2)), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
-    dt = dt_proj.weight @ dt.transpose(1, 2)                  # (Bt, di, L); bias goes in as delta_bias
-    return selective_scan(x, dt, -torch.exp(A_log.float()), B.transpose(1, 2).contiguous(),
-                          C.transpose(1, 2).contiguous(), D.float(), z=z, delta_bias=dt_proj.bias.float(),
-                          delta_softplus=True, backend=cfg.backend)
+def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]], cfg: MambaConfig) -> list[torch.Tensor]:
+    """Mamba's inner function without ``out_proj`` (conv, SiLU, x/dt projections, selective scan,
+    gate), ``xz (Bt, 2 di, L) -> (Bt, di, L)``, for one or more parameter sets at once.
+
+    ``directions`` pairs a parameter suffix (``""`` or ``"_b"``) with its input. Their channels
+    are stacked, so one depthwise conv and one scan do all the work: the conv and the scan are
+    per channel, and B and C become one group per direction.
+    """
+    parts = [(getattr(owner, f"conv1d{s}"), getattr(owner, f"x_proj{s}"), getattr(owner, f"dt_proj{s}"),
+              getattr(owner, "A_b_log" if s else "A_log"), getattr(owner, f"D{s}")) for s, _ in directions]
+    xs, zs = zip(*(xz.chunk(2, dim=1) for _, xz in directions))
+    x = causal_conv1d(torch.cat(xs, 1), torch.cat([p[0].weight[:, 0] for p in parts]),
+                      torch.cat([p[0].bias for p in parts]), activation="silu", backend=cfg.backend)
+    dts, Bs, Cs = [], [], []
+    for (_, x_proj, dt_proj, _, _), x_d in zip(parts, x.chunk(len(parts), dim=1)):
+        dt, B, C = torch.split(x_proj(x_d.transpose(1, 2)), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
+        dts.append(dt_proj.weight @ dt.transpose(1, 2))       # (Bt, di, L); the bias goes in as delta_bias
+        Bs.append(B.transpose(1, 2))
+        Cs.append(C.transpose(1, 2))
+    B, C = (torch.stack(v, 1) if len(v) > 1 else v[0].contiguous() for v in (Bs, Cs))
+    y = selective_scan(x, torch.cat(dts, 1), torch.cat([-torch.exp(p[3].float()) for p in parts]), B, C,
+                       torch.cat([p[4].float() for p in parts]), z=torch.cat(zs, 1),
+                       delta_bias=torch.cat([p[2].bias.float() for p in parts]), delta_softplus=True,
+                       backend=cfg.backend)
+    return list(y.chunk(len(parts), dim=1))
 
 
 def _lengths(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -110,7 +121,7 @@ class Mamba(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``."""
         xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
-        return self.out_proj(ssm_branch(self, "", xz, self.cfg).transpose(1, 2))
+        return self.out_proj(ssm_branches(self, [("", xz)], self.cfg)[0].transpose(1, 2))
 
 
 class ViM(nn.Module):
@@ -131,9 +142,9 @@ class ViM(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         lengths = _lengths(mask)
         xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
-        y_f = ssm_branch(self, "", xz, self.cfg)
-        y_b = reverse_within(ssm_branch(self, "_b", reverse_within(xz, lengths), self.cfg), lengths)
-        y = (y_f + y_b) / 2 if self.divide_out else y_f + y_b
+        y_f, y_b = ssm_branches(self, [("", xz), ("_b", reverse_within(xz, lengths))], self.cfg)
+        y = y_f + reverse_within(y_b, lengths)
+        y = y / 2 if self.divide_out else y
         return self.out_proj(y.transpose(1, 2))
 
 
@@ -157,7 +168,7 @@ class DBM(nn.Module):
         xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
         xz_f, xz_b = xz.chunk(2, dim=1)
         both = torch.cat([xz_f, reverse_within(xz_b, lengths)], dim=0)
-        y_f, y_b = ssm_branch(self, "", both, self.cfg).chunk(2, dim=0)
+        y_f, y_b = ssm_branches(self, [("", both)], self.cfg)[0].chunk(2, dim=0)
         y = torch.cat([y_f, reverse_within(y_b, lengths)], dim=1)
         return self.out_proj(y.transpose(1, 2))
 
