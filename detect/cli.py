@@ -106,20 +106,22 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from extract.store import open_store
 
     from .data.dataset import DetectionDataset
-    from .engine import make_loader, predict
+    from .engine import fusion_from_config, make_loader, predict
 
     cfg, model, device = _load_run(args.checkpoint, args.overrides)
     stores = [open_store(p) for p in (args.store or cfg.data.stores)]
     ids = stores[0].ids
-    known = load_annotations(args.annotations).database if args.annotations else {}
-    database = {vid: known.get(vid) or VideoAnnotations(subset="", duration=None, fps=None) for vid in ids}
-    classes = load_annotations(cfg.data.annotations).classes if not args.annotations else load_annotations(
-        args.annotations).classes
+    # Class names as in training; durations from --annotations where known (else from the grid).
+    annotations = load_annotations(args.annotations or cfg.data.annotations)
+    classes = annotations.classes
+    database = {vid: annotations.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None)
+                for vid in ids}
     dataset = DetectionDataset(stores, AnnotationSet(database, classes), ids, classes, training=False,
-                               downsample_rate=cfg.data.downsample_rate)
+                               downsample_rate=cfg.data.downsample_rate, resize_to=cfg.data.resize_to,
+                               class_agnostic=cfg.data.class_agnostic)
     loader = make_loader(dataset, cfg.eval.batch_size, training=False, max_seq_len=cfg.data.max_seq_len,
                          multiple=model.max_stride, workers=cfg.data.num_workers, seed=cfg.seed)
-    results = predict(model, loader, classes, device)
+    results = predict(model, loader, classes, device, fusion=fusion_from_config(cfg, classes))
     Path(args.out).write_text(json.dumps({"results": results}))
     print(f"wrote {sum(map(len, results.values()))} detections for {len(results)} videos to {args.out}")
     return 0

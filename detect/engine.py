@@ -157,6 +157,14 @@ def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, t
     return scores, list(names)
 
 
+def fusion_from_config(cfg: RunConfig, classes: list[str]) -> dict[str, Any] | None:
+    """The score-fusion settings :func:`predict` takes, from ``eval.ext_score_file``."""
+    if not cfg.eval.ext_score_file:
+        return None
+    scores, names = load_class_scores(cfg.eval.ext_score_file, classes)
+    return {"scores": scores, "classes": names, "topk": cfg.eval.fusion_topk, "mode": cfg.eval.fusion_mode}
+
+
 @torch.no_grad()
 def predict(model: ActionDetector, loader: torch.utils.data.DataLoader, classes: list[str],
             device: torch.device, amp: bool = False, fusion: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from .config import RunConfig, to_dict
-from .engine import (ModelEma, build_datasets, eval_protocol, load_checkpoint, load_class_scores, make_loader,
+from .engine import (ModelEma, build_datasets, eval_protocol, fusion_from_config, load_checkpoint, make_loader,
                      param_groups, predict, save_checkpoint, warmup_cosine)
 from .metrics import evaluate_detections
 from .models.detector import ActionDetector
@@ -73,10 +73,7 @@ def validate(model: ActionDetector, dataset, cfg: RunConfig, annotations, classe
     """Detections and mAP of ``model`` on ``dataset`` (its videos form subset ``split``)."""
     loader = make_loader(dataset, cfg.eval.batch_size, training=False, max_seq_len=cfg.data.max_seq_len,
                          multiple=model.max_stride, workers=cfg.data.num_workers, seed=cfg.seed)
-    fusion = None
-    if cfg.eval.ext_score_file:
-        scores, names = load_class_scores(cfg.eval.ext_score_file, classes)
-        fusion = {"scores": scores, "classes": names, "topk": cfg.eval.fusion_topk, "mode": cfg.eval.fusion_mode}
+    fusion = fusion_from_config(cfg, classes)
     detections = predict(model, loader, classes, device, amp=_amp(cfg, device), fusion=fusion)
     tiou, clean = eval_protocol(cfg)
     agnostic = cfg.model.num_classes == 1 and fusion is None
