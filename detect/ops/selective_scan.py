@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .backend import resolve
+from .graphs import run_loops
 
 
 def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -87,35 +88,91 @@ def _group_sum(grad: torch.Tensor, groups: int) -> torch.Tensor:
     return grad.reshape(batch, groups, dim // groups, *grad.shape[2:]).sum(2)
 
 
+def _scan_forward(u_, dt_, A, B_, C_):
+    """Forward loops on padded ``(Bt, D, nC, T)`` inputs -> padded outputs, chunk starts, last state."""
+    batch, dim, n_chunks, chunk = u_.shape
+    A_ = A[None, :, :, None]
+    local = u_.new_zeros(batch, dim, A.shape[1], n_chunks)
+    for t in range(chunk):
+        a_t = torch.exp(dt_[..., t][:, :, None] * A_)
+        local = a_t * local + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+    chunk_decay = torch.exp(dt_.sum(-1)[:, :, None] * A_)
+    starts = torch.empty_like(local)
+    carry = u_.new_zeros(batch, dim, A.shape[1])
+    for c in range(n_chunks):
+        starts[..., c] = carry
+        carry = chunk_decay[..., c] * carry + local[..., c]
+    y = u_.new_empty(batch, dim, n_chunks, chunk)
+    h = starts
+    for t in range(chunk):
+        h = torch.exp(dt_[..., t][:, :, None] * A_) * h + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+        y[..., t] = (h * _per_channel(C_[..., t], dim)).sum(2)
+    return y, starts, carry
+
+
+def _scan_backward(u_, dt_, A, B_, C_, starts, dy_):
+    """Backward loops: gradients of the padded inputs given the padded output gradient ``dy_``."""
+    batch, dim, n_chunks, chunk = u_.shape
+    A_ = A[None, :, :, None]
+
+    def a(t):
+        return torch.exp(dt_[..., t][:, :, None] * A_)
+
+    def b(t):
+        return (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+
+    def gy(t):  # dL/dh_t through y_t
+        return _per_channel(C_[..., t], dim) * dy_[..., t][:, :, None]
+
+    states = u_.new_empty(batch, dim, A.shape[1], n_chunks, chunk)
+    h = starts
+    for t in range(chunk):
+        h = a(t) * h + b(t)
+        states[..., t] = h
+    # Adjoint within each chunk alone, to learn what flows into each chunk's first step.
+    mu, a_next = gy(chunk - 1), a(chunk - 1)
+    for t in range(chunk - 2, -1, -1):
+        mu = gy(t) + a_next * mu
+        a_next = a(t)
+    rest_decay = torch.exp((dt_.sum(-1) - dt_[..., 0])[:, :, None] * A_)
+    a0 = a(0)
+    incoming = torch.empty_like(mu)
+    running = torch.zeros_like(mu[..., 0])
+    for c in range(n_chunks - 1, -1, -1):
+        incoming[..., c] = running
+        running = a0[..., c] * (mu[..., c] + rest_decay[..., c] * running)
+
+    du, ddt = torch.zeros_like(u_), torch.zeros_like(dt_)
+    dA = torch.zeros_like(A)
+    dB, dC = torch.zeros_like(B_), torch.zeros_like(C_)
+    lam, a_next = incoming, None
+    for t in range(chunk - 1, -1, -1):
+        lam = gy(t) + (lam if a_next is None else a_next * lam)
+        a_t = a_next = a(t)
+        h_prev = states[..., t - 1] if t > 0 else starts
+        dC[..., t] = _group_sum(states[..., t] * dy_[..., t][:, :, None], C_.shape[1])
+        b_coef = _per_channel(B_[..., t], dim)
+        d_dtu = (lam * b_coef).sum(2)
+        dB[..., t] = _group_sum(lam * (dt_[..., t] * u_[..., t])[:, :, None], B_.shape[1])
+        d_logdecay = lam * a_t * h_prev
+        du[..., t] = d_dtu * dt_[..., t]
+        ddt[..., t] = d_dtu * u_[..., t] + (d_logdecay * A_).sum(2)
+        dA += (d_logdecay * dt_[..., t][:, :, None]).sum((0, 3))
+    return du, ddt, dA, dB, dC
+
+
 class _ChunkedScan(torch.autograd.Function):
     """``y = scan(u, dt, A, B, C)`` without D and z, in the compute dtype. See the module docstring."""
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, chunk):
         batch, dim, length = u.shape
-        n = A.shape[1]
         n_chunks = -(-length // chunk)
         pad = n_chunks * chunk - length
         # Padded steps have dt = 0: decay 1 and no input, so they change nothing before them.
         u_, dt_ = (F.pad(x, (0, pad)).reshape(batch, dim, n_chunks, chunk) for x in (u, dt))
         B_, C_ = (F.pad(x, (0, pad)).reshape(*x.shape[:3], n_chunks, chunk) for x in (B, C))
-        A_ = A[None, :, :, None]
-
-        local = u.new_zeros(batch, dim, n, n_chunks)
-        for t in range(chunk):
-            a_t = torch.exp(dt_[..., t][:, :, None] * A_)
-            local = a_t * local + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
-        chunk_decay = torch.exp(dt_.sum(-1)[:, :, None] * A_)
-        starts = torch.empty_like(local)
-        carry = u.new_zeros(batch, dim, n)
-        for c in range(n_chunks):
-            starts[..., c] = carry
-            carry = chunk_decay[..., c] * carry + local[..., c]
-        y = u.new_empty(batch, dim, n_chunks, chunk)
-        h = starts
-        for t in range(chunk):
-            h = torch.exp(dt_[..., t][:, :, None] * A_) * h + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
-            y[..., t] = (h * _per_channel(C_[..., t], dim)).sum(2)
+        y, starts, carry = run_loops(_scan_forward, u_, dt_, A, B_, C_)
         ctx.save_for_backward(u_, dt_, A, B_, C_, starts)
         ctx.shape = (length, pad, B.shape, C.shape)
         ctx.mark_non_differentiable(carry)
@@ -126,52 +183,8 @@ class _ChunkedScan(torch.autograd.Function):
         u_, dt_, A, B_, C_, starts = ctx.saved_tensors
         length, pad, b_shape, c_shape = ctx.shape
         batch, dim, n_chunks, chunk = u_.shape
-        A_ = A[None, :, :, None]
         dy_ = F.pad(dy, (0, pad)).reshape(batch, dim, n_chunks, chunk)
-
-        def a(t):
-            return torch.exp(dt_[..., t][:, :, None] * A_)
-
-        def b(t):
-            return (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
-
-        def gy(t):  # dL/dh_t through y_t
-            return _per_channel(C_[..., t], dim) * dy_[..., t][:, :, None]
-
-        states = u_.new_empty(batch, dim, A.shape[1], n_chunks, chunk)
-        h = starts
-        for t in range(chunk):
-            h = a(t) * h + b(t)
-            states[..., t] = h
-        # Adjoint within each chunk alone, to learn what flows into each chunk's first step.
-        mu, a_next = gy(chunk - 1), a(chunk - 1)
-        for t in range(chunk - 2, -1, -1):
-            mu = gy(t) + a_next * mu
-            a_next = a(t)
-        rest_decay = torch.exp((dt_.sum(-1) - dt_[..., 0])[:, :, None] * A_)
-        a0 = a(0)
-        incoming = torch.empty_like(mu)
-        running = torch.zeros_like(mu[..., 0])
-        for c in range(n_chunks - 1, -1, -1):
-            incoming[..., c] = running
-            running = a0[..., c] * (mu[..., c] + rest_decay[..., c] * running)
-
-        du, ddt = torch.zeros_like(u_), torch.zeros_like(dt_)
-        dA = torch.zeros_like(A)
-        dB, dC = torch.zeros_like(B_), torch.zeros_like(C_)
-        lam, a_next = incoming, None
-        for t in range(chunk - 1, -1, -1):
-            lam = gy(t) + (lam if a_next is None else a_next * lam)
-            a_t = a_next = a(t)
-            h_prev = states[..., t - 1] if t > 0 else starts
-            dC[..., t] = _group_sum(states[..., t] * dy_[..., t][:, :, None], C_.shape[1])
-            b_coef = _per_channel(B_[..., t], dim)
-            d_dtu = (lam * b_coef).sum(2)
-            dB[..., t] = _group_sum(lam * (dt_[..., t] * u_[..., t])[:, :, None], B_.shape[1])
-            d_logdecay = lam * a_t * h_prev
-            du[..., t] = d_dtu * dt_[..., t]
-            ddt[..., t] = d_dtu * u_[..., t] + (d_logdecay * A_).sum(2)
-            dA += (d_logdecay * dt_[..., t][:, :, None]).sum((0, 3))
+        du, ddt, dA, dB, dC = run_loops(_scan_backward, u_, dt_, A, B_, C_, starts, dy_)
 
         def unpad(x, shape):
             return x.reshape(*x.shape[:-2], -1)[..., :length].reshape(shape)
