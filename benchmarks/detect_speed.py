@@ -18,6 +18,7 @@ import torch
 
 from detect.models.backbone import BackboneConfig
 from detect.models.detector import ActionDetector, DetectorConfig
+from detect.ops.graphs import clear_graphs
 
 
 def make_model(backbone: str, backend: str) -> ActionDetector:
@@ -97,6 +98,7 @@ def main() -> None:
             rows.append({"backbone": backbone, "backend": backend, "train_it_s": its, "peak_gib": mem,
                          "infer_ms_per_video": ms, "params_m": sum(q.numel() for q in model.parameters()) / 1e6})
             del model
+            clear_graphs()
             torch.cuda.empty_cache()
     base = next((r for r in rows if r["backbone"] == "transformer"), rows[0])
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; train: batch 2 x 2048 x 2304, bf16; "

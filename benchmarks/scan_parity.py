@@ -3,8 +3,8 @@
 For the selective scan, the causal conv and whole DBM / ViM mixers, in fp32 and bf16, prints the
 relative error ``||x - ref|| / ||ref||`` of the output and of every input gradient against a
 float64 reference (our sequential oracle on the GPU), and the fwd+bwd time of each backend.
-The checked results come from the fourth call of each shape, when the torch backend replays
-its captured CUDA graph (``MAMBA_TAD_CUDA_GRAPHS=0`` measures the eager loops instead).
+The checked results come from the fourth call of each shape, when the torch backend replays its
+captured CUDA graph (``MAMBA_TAD_CUDA_GRAPHS=0``: the eager loops).
 
     python benchmarks/scan_parity.py                 # needs a CUDA GPU and the kernels
     python benchmarks/scan_parity.py --json out.json
