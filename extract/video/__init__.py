@@ -1,0 +1,1 @@
+"""Video inputs: finding videos, ffmpeg, decoding to frame chunks."""

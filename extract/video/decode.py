@@ -1,0 +1,195 @@
+"""Decoding a video into a stream of uint8 RGB frame chunks ``(n, H, W, 3)``, bounded in memory.
+
+Two decoders: decord (the default, fast) and an ffmpeg pipe (robust). decord is never trusted
+blindly: its frame count must agree with the container's duration x fps before it is used, and
+if it fails mid-video the ffmpeg pipe continues from the frame where it stopped. The decoder
+that produced the frames (and any fallback) is recorded. Frames are resized by the decoder:
+``center-crop`` scales the short side to ``size`` and crops the centre square (the usual I3D /
+CLIP input), ``resize`` squashes to ``size x size``.
+"""
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .ffmpeg import FFmpegError, ffmpeg_exe, passthrough_args, probe
+
+DECODERS = ("auto", "decord", "ffmpeg")
+SPATIAL = ("center-crop", "resize")
+
+
+class DecodeError(RuntimeError):
+    """A video that cannot be decoded; the message names it."""
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    size: int = 224
+    spatial: str = "center-crop"
+    fps: float | None = None          # None: native frame rate
+    decoder: str = "auto"
+    chunk: int = 64                   # frames per chunk handed out
+    timeout: float = 3600.0           # seconds for one video through the ffmpeg pipe
+
+    def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.spatial not in SPATIAL:
+            raise ValueError(f"spatial must be one of {SPATIAL}, got {self.spatial!r}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+
+
+@dataclass
+class FrameStream:
+    """Iterate to get frame chunks; after exhaustion ``frames`` is the exact count decoded."""
+
+    path: Path
+    spec: DecodeSpec
+    fps: float = 0.0                  # of the output sequence
+    source_fps: float = 0.0
+    duration: float = 0.0
+    decoder: str = ""
+    frames: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            info = probe(self.path)
+        except FFmpegError as exc:
+            raise DecodeError(str(exc)) from None
+        self.source_fps, self.duration = info.fps, info.duration
+        self.fps = self.spec.fps or info.fps
+        use_decord = self.spec.decoder in ("auto", "decord") and self.spec.fps is None
+        if self.spec.decoder == "decord" and self.spec.fps is not None:
+            self.notes.append("decord cannot resample: used the ffmpeg pipe for --fps")
+        if use_decord:
+            try:
+                yield from self._decord(info)
+                return
+            except _DecordProblem as exc:
+                if self.spec.decoder == "decord" and self.frames == 0:
+                    raise DecodeError(f"{self.path}: decord: {exc}") from None
+                self.notes.append(f"decord: {exc}; ffmpeg pipe from frame {self.frames}")
+        yield from self._ffmpeg(start=self.frames)
+
+    # -- decord ------------------------------------------------------------------------
+    def _decord(self, info) -> Iterator[np.ndarray]:
+        try:
+            import decord
+        except ImportError as exc:
+            raise _DecordProblem(f"not importable ({exc})") from None
+        width, height = _scaled_size(info.width, info.height, self.spec)
+        try:
+            reader = decord.VideoReader(str(self.path), width=width, height=height, num_threads=1)
+        except Exception as exc:  # noqa: BLE001 - decord raises its own error types
+            raise _DecordProblem(f"cannot open ({exc})") from None
+        count = len(reader)
+        expected = info.duration * info.fps
+        # decord trusts the container's frame count, which can be wrong (reads past the real end
+        # spin forever inside decord): only use it when it agrees with duration x fps.
+        if count <= 0 or (expected > 0 and abs(count - expected) > max(2.0, 0.02 * expected)):
+            raise _DecordProblem(f"reports {count} frames, the header implies {expected:.1f}")
+        self.decoder = f"decord {decord.__version__}"
+        try:
+            for start in range(0, count, self.spec.chunk):
+                batch = reader.get_batch(list(range(start, min(start + self.spec.chunk, count)))).asnumpy()
+                out = _crop(batch, self.spec)
+                self.frames += len(out)
+                yield out
+        except Exception as exc:  # noqa: BLE001 - decord raises its own error types
+            self.decoder += " + ffmpeg"
+            raise _DecordProblem(f"failed at frame {self.frames} ({exc})") from None
+        finally:
+            del reader
+
+    # -- ffmpeg pipe -------------------------------------------------------------------
+    def _ffmpeg(self, start: int = 0) -> Iterator[np.ndarray]:
+        size = self.spec.size
+        filters = []
+        if self.spec.fps is not None:
+            filters.append(f"fps={self.spec.fps}")
+        if start:
+            filters.append(f"select=gte(n\\,{start})")
+        if self.spec.spatial == "center-crop":
+            filters += [f"scale=w='if(gt(iw,ih),-2,{size})':h='if(gt(iw,ih),{size},-2)':flags=bilinear",
+                        f"crop={size}:{size}"]
+        else:
+            filters.append(f"scale={size}:{size}:flags=bilinear")
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(self.path), "-map", "0:v:0",
+               "-vf", ",".join(filters), *passthrough_args(), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        if not self.decoder:
+            self.decoder = "ffmpeg pipe"
+        frame_bytes = size * size * 3
+        timed_out = threading.Event()
+        with tempfile.TemporaryFile() as stderr:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr)
+
+            def kill() -> None:
+                timed_out.set()
+                proc.kill()
+
+            killer = threading.Timer(self.spec.timeout, kill)
+            killer.start()
+            try:
+                while True:
+                    data = proc.stdout.read(frame_bytes * self.spec.chunk)
+                    if not data:
+                        break
+                    n = len(data) // frame_bytes
+                    if n:
+                        self.frames += n
+                        yield np.frombuffer(data[: n * frame_bytes], np.uint8).reshape(n, size, size, 3)
+                    if len(data) % frame_bytes:
+                        break  # a truncated last frame: ffmpeg is dying, its exit code tells why
+                code = proc.wait()
+            finally:
+                killer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            stderr.seek(0)
+            message = stderr.read().decode(errors="replace").strip()
+        if timed_out.is_set():
+            raise DecodeError(f"{self.path}: decoding took longer than {self.spec.timeout:.0f} s")
+        if code != 0:
+            raise DecodeError(f"{self.path}: ffmpeg exited with {code}: {message[-500:]}")
+        if self.frames == 0:
+            raise DecodeError(f"{self.path}: no frames decoded" + (f" ({message[-300:]})" if message else ""))
+
+
+class _DecordProblem(Exception):
+    pass
+
+
+def _scaled_size(width: int, height: int, spec: DecodeSpec) -> tuple[int, int]:
+    """Decoder output size: short side = ``size`` (even long side) or the square."""
+    if spec.spatial == "resize":
+        return spec.size, spec.size
+    if width >= height:
+        return max(2 * round(width * spec.size / height / 2), spec.size), spec.size
+    return spec.size, max(2 * round(height * spec.size / width / 2), spec.size)
+
+
+def _crop(frames: np.ndarray, spec: DecodeSpec) -> np.ndarray:
+    if spec.spatial == "resize":
+        return frames
+    h, w = frames.shape[1:3]
+    top, left = (h - spec.size) // 2, (w - spec.size) // 2
+    return np.ascontiguousarray(frames[:, top:top + spec.size, left:left + spec.size])
+
+
+def decode_all(path: str | Path, spec: DecodeSpec) -> tuple[np.ndarray, FrameStream]:
+    """All frames at once (for short clips and tests): ``(N, size, size, 3)`` and the stream's record."""
+    stream = FrameStream(Path(path), spec)
+    try:
+        chunks = list(stream)
+    except FFmpegError as exc:
+        raise DecodeError(str(exc)) from None
+    return np.concatenate(chunks), stream
