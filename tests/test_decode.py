@@ -1,0 +1,58 @@
+"""Decoding synthetic videos of several containers and codecs, and refusing broken ones, never hanging."""
+import numpy as np
+import pytest
+from videos import CODECS, frame_content, make_vfr_video, make_video
+
+from extract.video.decode import DecodeError, DecodeSpec, decode_all
+from extract.video.ffmpeg import probe
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_codecs_decode_to_the_known_frames_with_both_decoders(tmp_path, codec):
+    path = make_video(tmp_path / f"clip 'quoted' {codec}", 37, fps=25.0, width=90, height=62, codec=codec)
+    info = probe(path)
+    assert (info.width, info.height, info.fps) == (90, 62, 25.0)
+    frames, stream = decode_all(path, DecodeSpec(size=62, spatial="center-crop"))
+    piped, piped_stream = decode_all(path, DecodeSpec(size=62, spatial="center-crop", decoder="ffmpeg"))
+    assert frames.shape == piped.shape == (37, 62, 62, 3) and stream.frames == 37
+    assert stream.decoder.startswith("decord") and piped_stream.decoder == "ffmpeg pipe"
+    # blue encodes the frame index (40 + 7 i); lossy codecs keep it within a few levels
+    expected = frame_content(37, 90, 62)[:, 31, 45, 2].astype(int)
+    assert np.abs(frames[:, 31, 31, 2].astype(int) - expected).max() <= 6
+    assert np.abs(frames.astype(int) - piped.astype(int)).mean() < 1.0
+
+
+def test_resize_resample_odd_sizes_and_a_single_frame(tmp_path):
+    path = make_video(tmp_path / "odd", 30, fps=30.0, width=77, height=51, codec="mjpeg")
+    frames, _ = decode_all(path, DecodeSpec(size=32, spatial="resize"))
+    assert frames.shape == (30, 32, 32, 3)
+    resampled, stream = decode_all(path, DecodeSpec(size=32, fps=10.0))
+    assert resampled.shape[0] == 10 and stream.fps == 10.0 and stream.source_fps == 30.0
+    one, _ = decode_all(make_video(tmp_path / "one", 1, fps=30.0), DecodeSpec(size=32))
+    assert one.shape == (1, 32, 32, 3)
+
+
+def test_variable_frame_rate_keeps_every_frame(tmp_path):
+    path = make_vfr_video(tmp_path / "vfr", frames=40)
+    for decoder in ("auto", "ffmpeg"):
+        frames, _ = decode_all(path, DecodeSpec(size=32, decoder=decoder))
+        assert frames.shape[0] == 40
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video" * 200, "truncated"])
+def test_broken_files_fail_clearly(tmp_path, content):
+    path = tmp_path / "broken.mp4"
+    if content == "truncated":
+        data = make_video(tmp_path / "whole", 60).read_bytes()
+        content = data[: len(data) // 2]
+    path.write_bytes(content)
+    with pytest.raises(DecodeError, match="broken.mp4"):
+        decode_all(path, DecodeSpec(size=32))
+
+
+def test_decoder_timeout_is_enforced(tmp_path):
+    path = make_video(tmp_path / "slow", 300, width=640, height=480)
+    with pytest.raises(DecodeError, match="longer than"):
+        decode_all(path, DecodeSpec(size=224, decoder="ffmpeg", timeout=0.01))
