@@ -1,0 +1,1 @@
+"""Feature models: Inception-I3D (RGB and flow)."""
