@@ -104,6 +104,34 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .weights import listing
+
+    rows = listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        size = f"{r['size_mb']:.1f} MB" if r["size_mb"] else "size unknown"
+        state = f"cached at {r['cached']}" if r["cached"] else f"not downloaded: python -m extract download {r['name']}"
+        print(f"{r['name']:<20} {size:>12}  {r['source']}\n{'':<20} {r['notes']}\n{'':<20} licence: {r['licence']}"
+              f"\n{'':<20} {state}")
+    print("CLIP weights come from open_clip by (architecture, pretrained tag); see `python -m extract clip --help`.")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .weights import MissingWeightsError, download
+
+    for name in args.names:
+        try:
+            path = download(name)
+        except (KeyError, MissingWeightsError) as exc:
+            raise SystemExit(f"error: {exc}") from None
+        print(f"{name}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
         if has_json:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)
+    p = sub.add_parser("weights", help="list known model weights: source, size, licence, cached or not")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_weights)
+    p = sub.add_parser("download", help="download and verify model weights by name",
+                       description="Download registry weights through huggingface_hub into pretrained/cache "
+                                   "(or $MAMBA_TAD_PRETRAINED) and verify their sha256. "
+                                   "Example: python -m extract download i3d-rgb-imagenet i3d-flow-imagenet")
+    p.add_argument("names", nargs="+", help="registry names (see `python -m extract weights`)")
+    p.set_defaults(func=cmd_download)
     pack.add_parser(sub)
     annotations_cli.add_parser(sub)
     hub.add_parser(sub)

@@ -1,0 +1,81 @@
+"""The weights registry against a local fake Hugging Face cache: download, verify, refuse."""
+import io
+
+import pytest
+import torch
+
+from extract import weights
+from extract.cli import main
+
+COMMIT = "a" * 40
+
+
+@pytest.fixture
+def fake_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMBA_TAD_PRETRAINED", str(tmp_path / "pretrained"))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    def put(entry, payload: bytes):
+        repo = tmp_path / "pretrained" / "hf" / f"models--{entry.repo_id.replace('/', '--')}"
+        target = repo / "snapshots" / COMMIT / entry.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(payload)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(COMMIT)
+        return target
+
+    return put
+
+
+def _state_bytes(value=1.0):
+    buf = io.BytesIO()
+    torch.save({"w": torch.full((2,), value)}, buf)
+    return buf.getvalue()
+
+
+def test_missing_weights_name_the_download_command(fake_cache):
+    with pytest.raises(weights.MissingWeightsError, match="run: python -m extract download i3d-rgb-imagenet"):
+        weights.resolve("i3d-rgb-imagenet")
+
+
+def test_download_verifies_and_records_the_hash(fake_cache):
+    entry = weights.REGISTRY["i3d-rgb-imagenet"]
+    fake_cache(entry, _state_bytes())
+    path = weights.download("i3d-rgb-imagenet")
+    assert weights.load_state_dict(path)["w"].tolist() == [1.0, 1.0]
+    assert weights.resolve("i3d-rgb-imagenet") == path
+    assert weights._recorded()["i3d-rgb-imagenet"] == weights.sha256_of(path)
+    fake_cache(entry, _state_bytes(2.0))  # the cached file is replaced behind our back
+    with pytest.raises(weights.MissingWeightsError, match="sha256 .* expected"):
+        weights.resolve("i3d-rgb-imagenet")
+
+
+def test_registry_sha256_is_enforced(fake_cache, monkeypatch):
+    entry = weights.REGISTRY["i3d-flow-imagenet"]
+    monkeypatch.setitem(weights.REGISTRY, entry.name, weights.WeightsEntry(**{**entry.__dict__, "sha256": "0" * 64}))
+    fake_cache(entry, _state_bytes())
+    with pytest.raises(weights.MissingWeightsError, match="corrupt or was replaced"):
+        weights.download(entry.name)
+
+
+def test_pickles_with_code_are_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("ran code",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        weights.load_state_dict(path)
+
+
+def test_cli_lists_and_downloads(fake_cache, capsys):
+    fake_cache(weights.REGISTRY["i3d-rgb-swallow"], _state_bytes())
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert "i3d-rgb-imagenet" in out and "not downloaded: python -m extract download" in out and "licence" in out
+    assert main(["download", "i3d-rgb-swallow"]) == 0
+    with pytest.raises(SystemExit, match="unknown weights"):
+        main(["download", "i3d-nope"])
