@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from . import hub, pack
+from . import cli_extract, hub, pack
 from .annotations import cli as annotations_cli
 
 
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Example: python -m extract download i3d-rgb-imagenet i3d-flow-imagenet")
     p.add_argument("names", nargs="+", help="registry names (see `python -m extract weights`)")
     p.set_defaults(func=cmd_download)
+    cli_extract.add_parser(sub)
     pack.add_parser(sub)
     annotations_cli.add_parser(sub)
     hub.add_parser(sub)

@@ -15,41 +15,56 @@ import numpy as np
 from .store.grid import count_snippets
 
 
+class SnippetCutter:
+    """Push frame chunks in, get whole snippets ``(window, H, W, C)`` out, in order."""
+
+    def __init__(self, window: int, stride: int, tail: str = "drop") -> None:
+        if tail not in ("drop", "pad"):
+            raise ValueError(f"snippet models need whole windows: tail must be 'drop' or 'pad', got {tail!r}")
+        self.window, self.stride, self.tail = window, stride, tail
+        self.buf: np.ndarray | None = None
+        self.base = 0       # frame index of buf[0]
+        self.next = 0       # next snippet
+        self.total = 0
+
+    def push(self, chunk: np.ndarray) -> list[np.ndarray]:
+        if len(chunk) == 0:
+            return []
+        self.buf = chunk if self.buf is None else np.concatenate([self.buf, chunk])
+        self.total += len(chunk)
+        out = []
+        while self.next * self.stride + self.window <= self.total:
+            start = self.next * self.stride - self.base
+            out.append(self.buf[start:start + self.window])
+            self.next += 1
+        keep_from = self.next * self.stride - self.base
+        if keep_from > 0:  # frames no upcoming snippet needs
+            self.buf = self.buf[keep_from:]
+            self.base += keep_from
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        """The snippets that run past the last frame (padded by repeating it)."""
+        if self.total == 0:
+            return []
+        out = []
+        for k in range(self.next, count_snippets(self.total, self.window, self.stride, self.tail)):
+            piece = self.buf[k * self.stride - self.base:]
+            out.append(np.concatenate([piece, np.repeat(self.buf[-1:], self.window - len(piece), axis=0)]))
+        self.next = k + 1 if out else self.next
+        return out
+
+
 def snippet_batches(chunks: Iterable[np.ndarray], window: int, stride: int, tail: str = "drop",
                     batch: int = 32) -> Iterator[np.ndarray]:
     """Yield ``(n <= batch, window, H, W, C)`` arrays of consecutive snippets, in order."""
-    if tail not in ("drop", "pad"):
-        raise ValueError(f"snippet models need whole windows: tail must be 'drop' or 'pad', got {tail!r}")
-    buf: np.ndarray | None = None
-    base = 0            # frame index of buf[0]
-    k = 0               # next snippet
-    total = 0
+    cutter = SnippetCutter(window, stride, tail)
     pending: list[np.ndarray] = []
     for chunk in chunks:
-        if len(chunk) == 0:
-            continue
-        buf = chunk if buf is None else np.concatenate([buf, chunk])
-        total += len(chunk)
-        while k * stride + window <= total:
-            start = k * stride - base
-            pending.append(buf[start:start + window])
-            k += 1
-            if len(pending) == batch:
-                yield np.stack(pending)
-                pending = []
-        keep_from = k * stride - base
-        if keep_from > 0:
-            buf = buf[keep_from:]
-            base += keep_from
-    if total == 0:
-        return
-    for k in range(k, count_snippets(total, window, stride, tail)):
-        start = k * stride - base
-        piece = buf[start:]
-        pad = np.repeat(buf[-1:], window - len(piece), axis=0)
-        pending.append(np.concatenate([piece, pad]))
-        if len(pending) == batch:
-            yield np.stack(pending)
-            pending = []
-    if pending:
-        yield np.stack(pending)
+        pending.extend(cutter.push(chunk))
+        while len(pending) >= batch:
+            yield np.stack(pending[:batch])
+            pending = pending[batch:]
+    pending.extend(cutter.finish())
+    for i in range(0, len(pending), batch):
+        yield np.stack(pending[i:i + batch])

@@ -1,0 +1,191 @@
+"""The extraction engine shared by every extractor.
+
+Worker processes (a DataLoader over the videos) decode and yield frame chunks; the main process
+cuts them into snippets per video, pools snippets from several videos into GPU batches for each
+stream (RGB, flow), and writes a video to the store as soon as all its snippets have features.
+Memory stays bounded for hour-long videos: frames stream through, only features accumulate.
+A decoder that hangs is caught by the DataLoader timeout: the videos it was working on are
+recorded as failed and extraction resumes with the rest.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .snippets import SnippetCutter
+from .store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta
+from .store.errors import StoreError
+from .video.decode import DecodeError, DecodeSpec, FrameStream
+from .video.sources import Source
+
+
+@dataclass
+class Stream:
+    """One feature stream: ``model(uint8 (n, T, H, W, C) on device) -> (n, D)``; ``flow`` makes
+    per-video flow converters (``None`` for RGB)."""
+
+    name: str
+    model: Callable[[torch.Tensor], torch.Tensor]
+    flow: Callable[[], Any] | None = None
+
+
+@dataclass
+class Plan:
+    streams: list[Stream]
+    decode: DecodeSpec
+    window: int = 16
+    stride: int = 4
+    tail: str = "drop"
+    batch_size: int = 32
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    autocast: torch.dtype | None = None
+    decode_timeout: float = 600.0       # seconds without any chunk from the workers
+
+
+class _Decoded(torch.utils.data.IterableDataset):
+    """Items ``(kind, video_id, payload)``: ``chunk`` frames, ``end`` metadata, or ``error``."""
+
+    def __init__(self, sources: list[Source], spec: DecodeSpec) -> None:
+        self.sources, self.spec = sources, spec
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        mine = self.sources if info is None else self.sources[info.id::info.num_workers]
+        for src in mine:
+            stream = FrameStream(src.path, self.spec)
+            try:
+                for chunk in stream:
+                    yield "chunk", src.video_id, chunk
+            except DecodeError as exc:
+                yield "error", src.video_id, str(exc)
+                continue
+            yield "end", src.video_id, {"fps": stream.fps, "source_fps": stream.source_fps, "frames": stream.frames,
+                                        "duration": stream.duration, "decoder": stream.decoder,
+                                        "notes": stream.notes, "source": str(src.path)}
+
+
+def _as_is(item):
+    """Keep numpy frames as they are (the default would turn them into tensors)."""
+    return item
+
+
+class _Video:
+    def __init__(self, plan: Plan) -> None:
+        self.cutters = {s.name: SnippetCutter(plan.window, plan.stride, plan.tail) for s in plan.streams}
+        self.flows = {s.name: s.flow() for s in plan.streams if s.flow is not None}
+        self.feats: dict[str, list[np.ndarray]] = {s.name: [] for s in plan.streams}
+        self.pending = 0
+        self.meta: dict[str, Any] | None = None
+        self.shape: tuple[int, int] | None = None
+
+
+def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, workers: int = 4,
+            retry_failed: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Extract features of ``sources`` into the store (this rank's share, resuming)."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    writer = StoreWriter(store_path, info, retry_failed=retry_failed)
+    by_id = {s.video_id: s for s in sources}
+    todo = writer.todo(by_id)
+    skipped = sum(writer.owns(v) for v in by_id) - len(todo)
+    videos: dict[str, _Video] = {}
+    queues: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    done: list[str] = []
+    snippets = 0
+    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True)
+
+    def run_batch(stream: Stream, items: list[tuple[str, np.ndarray]]) -> None:
+        nonlocal snippets
+        x = torch.from_numpy(np.stack([a for _, a in items])).to(plan.device, non_blocking=True)
+        with torch.inference_mode(), torch.autocast(plan.device.type, dtype=plan.autocast or torch.float32,
+                                                    enabled=plan.autocast is not None):
+            feats = stream.model(x).float().cpu().numpy()
+        for (vid, _), f in zip(items, feats):
+            videos[vid].feats[stream.name].append(f)
+            videos[vid].pending -= 1
+        snippets += len(items)
+        bar.set_postfix(snippets_s=f"{snippets / (time.perf_counter() - started):.1f}")
+
+    def queue(vid: str, stream: Stream, pieces: list[np.ndarray]) -> None:
+        videos[vid].pending += len(pieces)
+        queues[stream.name].extend((vid, p) for p in pieces)
+        while len(queues[stream.name]) >= plan.batch_size:
+            batch, queues[stream.name] = queues[stream.name][:plan.batch_size], queues[stream.name][plan.batch_size:]
+            run_batch(stream, batch)
+
+    def flush_finished(force: bool = False) -> None:
+        if force:
+            for stream in plan.streams:
+                if queues[stream.name]:
+                    run_batch(stream, queues[stream.name])
+                    queues[stream.name] = []
+        for vid in [v for v, s in videos.items() if s.meta is not None and s.pending == 0]:
+            _write(writer, vid, videos.pop(vid), plan)
+            done.append(vid)
+            bar.update(1)
+
+    remaining = list(todo)
+    while remaining:
+        loader = torch.utils.data.DataLoader(_Decoded([by_id[v] for v in remaining], plan.decode), batch_size=None,
+                                             collate_fn=_as_is, num_workers=workers,
+                                             timeout=plan.decode_timeout if workers else 0)
+        try:
+            for kind, vid, payload in loader:
+                if kind == "error":
+                    writer.fail(vid, payload)
+                    videos.pop(vid, None)
+                    bar.update(1)
+                    continue
+                state = videos.setdefault(vid, _Video(plan))
+                if kind == "chunk":
+                    state.shape = payload.shape[1:3]
+                    for stream in plan.streams:
+                        frames = state.flows[stream.name].push(payload) if stream.flow else payload
+                        queue(vid, stream, state.cutters[stream.name].push(frames))
+                else:
+                    for stream in plan.streams:
+                        if stream.flow:
+                            tail = state.flows[stream.name].finish(*state.shape)
+                            queue(vid, stream, state.cutters[stream.name].push(tail))
+                        queue(vid, stream, state.cutters[stream.name].finish())
+                    state.meta = payload
+                flush_finished()
+            remaining = []
+        except RuntimeError as exc:
+            if "DataLoader timed out" not in str(exc):
+                raise
+            stuck = [v for v, s in videos.items() if s.meta is None]
+            for vid in stuck:  # a decoder hung inside a worker: these videos are lost, the rest go on
+                writer.fail(vid, f"decoding produced nothing for {plan.decode_timeout:.0f} s (hung decoder)")
+                videos.pop(vid)
+                bar.update(1)
+            finished = set(done) | set(writer.failed) | set(videos)
+            remaining = [v for v in remaining if v not in finished]
+        flush_finished(force=True)
+    writer.close()
+    bar.close()
+    return {"store": str(store_path), "written": len(done), "skipped": skipped, "failed": writer.failed,
+            "snippets": snippets, "seconds": time.perf_counter() - started}
+
+
+def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
+    parts = [np.stack(state.feats[s.name]) for s in plan.streams]
+    if len({len(p) for p in parts}) != 1:
+        writer.fail(vid, f"streams disagree on the snippet count: {[len(p) for p in parts]}")
+        return
+    meta = state.meta
+    grid = SnippetGrid.for_video(meta["frames"], plan.window, plan.stride, meta["fps"], plan.tail)
+    video_meta = VideoMeta(grid=grid, source=meta["source"], fps=meta["fps"], num_frames=meta["frames"],
+                           duration=meta["duration"] or meta["frames"] / meta["fps"], decoder=meta["decoder"],
+                           extra={"source_fps": meta["source_fps"], "notes": meta["notes"],
+                                  "streams": [s.name for s in plan.streams]})
+    try:
+        writer.write(vid, np.concatenate(parts, axis=1), video_meta)
+    except StoreError as exc:
+        writer.fail(vid, str(exc))

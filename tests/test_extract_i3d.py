@@ -1,0 +1,103 @@
+"""End-to-end I3D extraction on synthetic videos (tiny frames, random weights saved to a file)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from test_i3d import published_state_dict
+from videos import make_video
+
+from extract.models.flow import FlowStream, load_raft
+from extract.runner import Plan, Stream, extract
+from extract.store import StoreInfo, count_snippets, open_store
+from extract.video.decode import DecodeSpec
+from extract.video.sources import find_videos
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    make_video(root / "a" / "clip", 40, fps=25.0, width=80, height=64)
+    make_video(root / "b" / "clip", 21, fps=30.0, width=64, height=80, codec="mjpeg")  # same stem
+    make_video(root / "short one", 9, fps=30.0)                                           # < one window
+    (root / "broken.mp4").write_bytes(b"\x00" * 1000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "i3d_random.pt"
+    torch.save(published_state_dict(), path)
+    return path
+
+
+def _run(args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "extract", "i3d", *map(str, args)], capture_output=True, text=True,
+                          timeout=240)
+    if check:
+        assert proc.returncode in (0, 1), proc.stderr
+    return proc
+
+
+def test_cli_extracts_every_readable_video_and_records_failures(videos, weights_file, tmp_path):
+    args = ["--video-dir", videos, "--out", tmp_path / "s", "--weights", weights_file, "--size", 64, "--device", "cpu",
+            "--workers", 2, "--batch-size", 3, "--json"]
+    proc = _run(args)
+    assert proc.returncode == 1  # one broken video
+    summary = json.loads(proc.stdout)
+    assert summary["written"] == 3 and list(summary["failed"]) == ["broken"]
+    store = open_store(tmp_path / "s")
+    assert store.ids == ["a/clip", "b/clip", "short one"]   # colliding stems become relative paths
+    for vid, frames in [("a/clip", 40), ("b/clip", 21), ("short one", 9)]:
+        meta = store.meta(vid)
+        assert meta.num_frames == frames and store.shape(vid) == (count_snippets(frames, 16, 4), 1024)
+        assert meta.decoder and meta.grid.window == 16 and meta.grid.stride == 4
+    assert store.info.model["sha256"] and store.info.preprocessing["size"] == 64
+    assert "no video stream" in store.failures["broken"]
+    again = json.loads(_run(args + ["--keep-going"]).stdout)  # resume: nothing left but the failure
+    assert again["written"] == 0 and again["skipped"] == 4
+
+
+def test_features_do_not_depend_on_batch_size_or_workers(videos, weights_file, tmp_path):
+    out = {}
+    for batch, workers in [(1, 0), (7, 2)]:
+        path = tmp_path / f"s{batch}"
+        _run(["--video-dir", videos, "--out", path, "--weights", weights_file, "--size", 64, "--device", "cpu",
+              "--workers", workers, "--batch-size", batch, "--keep-going"])
+        store = open_store(path)
+        out[batch] = {vid: store.read(vid) for vid in store}
+    for vid in out[1]:
+        np.testing.assert_allclose(out[1][vid], out[7][vid], rtol=1e-4, atol=1e-5)
+
+
+def test_missing_weights_name_the_download_command(videos, tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMBA_TAD_PRETRAINED", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    proc = _run(["--video-dir", videos, "--out", tmp_path / "s", "--device", "cpu"], check=False)
+    assert proc.returncode != 0 and "python -m extract download i3d-rgb-imagenet" in proc.stderr
+
+
+def test_rgb_and_flow_streams_share_the_grid(videos, weights_file, tmp_path):
+    from extract.cli_extract import i3d_model
+
+    torch.manual_seed(0)
+    raft = load_raft("raft_small", "cpu", pretrained=False)
+    rgb, _ = i3d_model(str(weights_file), torch.device("cpu"))
+    flow_state = published_state_dict(in_channels=2)
+    torch.save(flow_state, tmp_path / "flow.pt")
+    flow, _ = i3d_model(str(tmp_path / "flow.pt"), torch.device("cpu"))
+    plan = Plan([Stream("rgb", rgb), Stream("flow", flow, flow=lambda: FlowStream(raft, torch.device("cpu"), iterations=2))],
+                DecodeSpec(size=128), batch_size=4)
+    sources = [s for s in find_videos(videos) if s.video_id in ("a/clip", "short one")]
+    summary = extract(sources, tmp_path / "both", StoreInfo(feature="i3d_both", dtype="float32", num_shards=2), plan,
+                      workers=0, progress=False)
+    assert summary["written"] == 2 and not summary["failed"]
+    store = open_store(tmp_path / "both")
+    assert store.shape("a/clip") == (count_snippets(40, 16, 4), 2048)
+    assert store.shape("short one") == (1, 2048)
