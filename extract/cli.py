@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from . import cli_extract, hub, pack
+from . import cli_extract, frames, hub, pack
 from .annotations import cli as annotations_cli
 
 
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", help="registry names (see `python -m extract weights`)")
     p.set_defaults(func=cmd_download)
     cli_extract.add_parser(sub)
+    frames.add_parser(sub)
     pack.add_parser(sub)
     annotations_cli.add_parser(sub)
     hub.add_parser(sub)

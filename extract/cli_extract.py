@@ -27,6 +27,7 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video-dir", type=Path, help="folder of videos (searched recursively by extension)")
     src.add_argument("--list", type=Path, help="text file with one video path per line")
+    src.add_argument("--frame-dir", type=Path, help="folders of frames, e.g. from `python -m extract frames`")
     p.add_argument("--id-style", default="auto", choices=("auto", "stem", "relative"),
                    help="video ids: stems when unique (auto), always stems, or relative paths")
     p.add_argument("--out", required=True, type=Path, help="store to create or resume")
@@ -110,7 +111,7 @@ def run_i3d(args: argparse.Namespace) -> int:
     if args.stream != "rgb" and args.size < 128:
         raise SystemExit("error: RAFT flow needs frames of at least 128 px (its correlation pyramid); raise --size")
     try:
-        sources = find_videos(args.video_dir, args.list, None, args.id_style)
+        sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
         fps = None if args.fps == "native" else float(args.fps)
         streams, models = [], {}
         if args.stream in ("rgb", "both"):

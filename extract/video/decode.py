@@ -60,6 +60,9 @@ class FrameStream:
     notes: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self.path.is_dir():
+            yield from self._images()
+            return
         try:
             info = probe(self.path)
         except FFmpegError as exc:
@@ -78,6 +81,39 @@ class FrameStream:
                     raise DecodeError(f"{self.path}: decord: {exc}") from None
                 self.notes.append(f"decord: {exc}; ffmpeg pipe from frame {self.frames}")
         yield from self._ffmpeg(start=self.frames)
+
+    # -- a folder of frames (written by `extract frames`) --------------------------------
+    def _images(self) -> Iterator[np.ndarray]:
+        import json
+
+        from PIL import Image
+
+        files = sorted(f for f in self.path.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            raise DecodeError(f"{self.path}: no .jpg/.png frames")
+        meta_file = self.path / "frames.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        fps = self.spec.fps or meta.get("fps")
+        if not fps:
+            raise DecodeError(f"{self.path}: no frames.json giving the frame rate; pass --fps")
+        if self.spec.fps and meta.get("fps") and abs(self.spec.fps - meta["fps"]) > 1e-6:
+            raise DecodeError(f"{self.path}: frames were dumped at {meta['fps']} fps; resample when dumping instead")
+        self.fps = self.source_fps = float(fps)
+        self.duration = len(files) / self.fps
+        self.decoder = f"images ({meta.get('dumped_by', 'unknown tool')})"
+        for start in range(0, len(files), self.spec.chunk):
+            out = []
+            for f in files[start:start + self.spec.chunk]:
+                try:
+                    with Image.open(f) as im:
+                        img = im.convert("RGB")
+                except OSError as exc:
+                    raise DecodeError(f"{f}: unreadable image ({exc})") from None
+                width, height = _scaled_size(img.width, img.height, self.spec)
+                out.append(np.asarray(img.resize((width, height), Image.BILINEAR)))
+            chunk = _crop(np.stack(out), self.spec)
+            self.frames += len(chunk)
+            yield chunk
 
     # -- decord ------------------------------------------------------------------------
     def _decord(self, info) -> Iterator[np.ndarray]:
