@@ -124,6 +124,15 @@ def cmd_download(args: argparse.Namespace) -> int:
     from .weights import MissingWeightsError, download
 
     for name in args.names:
+        if name.startswith("clip:"):  # open_clip fetches and caches its own weights
+            from .cli_extract import _device
+            from .models.clip import load_clip
+            from .weights import weights_dir
+
+            _, arch, tag = name.split(":", 2)
+            load_clip(arch, tag, _device("cpu"), cache_dir=str(weights_dir() / "open_clip"))
+            print(f"{name}: cached under {weights_dir() / 'open_clip'}")
+            continue
         try:
             path = download(name)
         except (KeyError, MissingWeightsError) as exc:
@@ -159,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Download registry weights through huggingface_hub into pretrained/cache "
                                    "(or $MAMBA_TAD_PRETRAINED) and verify their sha256. "
                                    "Example: python -m extract download i3d-rgb-imagenet i3d-flow-imagenet")
-    p.add_argument("names", nargs="+", help="registry names (see `python -m extract weights`)")
+    p.add_argument("names", nargs="+", help="registry names (see `python -m extract weights`), or clip:ARCH:TAG")
     p.set_defaults(func=cmd_download)
     cli_extract.add_parser(sub)
+    cli_extract.add_clip_parser(sub)
     frames.add_parser(sub)
     pack.add_parser(sub)
     annotations_cli.add_parser(sub)

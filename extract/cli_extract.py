@@ -61,6 +61,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_i3d)
 
 
+CLIP_EXAMPLES = """
+examples:
+  python -m extract clip --video-dir videos/ --out stores/charades_clip --model ViT-L-14 --pretrained openai \\
+      --pool window --window 16 --stride 16          # MS-Temba-style 16-frame means (768-d)
+  python -m extract clip --video-dir videos/ --out stores/x --model ViT-B-32 --pretrained laion2b_s34b_b79k \\
+      --pool frame                                   # one vector per frame
+  python -m extract clip --video-dir videos/ --out stores/x --model hf-hub:timm/ViT-B-16-SigLIP --pretrained ""
+
+Preprocessing (mean, std, size) comes from the model's own config; frames are resized by the
+decoder (bilinear, open_clip uses bicubic). OpenAI / LAION-400M weights get QuickGELU as their
+tag requires. Features are not L2-normalised unless --normalize.
+"""
+
+
+def add_clip_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clip", help="CLIP image features (open_clip) per frame or per snippet",
+                       epilog=CLIP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_args(p)
+    p.add_argument("--model", default="ViT-L-14", help="open_clip architecture, or hf-hub:ORG/REPO")
+    p.add_argument("--pretrained", default="openai", help="pretrained tag, or a local checkpoint file")
+    p.add_argument("--model-config", type=Path, help="JSON config of a custom architecture (open_clip format)")
+    p.add_argument("--quick-gelu", choices=("auto", "yes", "no"), default="auto",
+                   help="auto: as the pretrained tag says (required for a local file whose training used it: yes)")
+    p.add_argument("--pool", default="window", choices=("window", "frame"), help="mean over snippets, or per frame")
+    p.add_argument("--window", type=int, default=16, help="frames per snippet for --pool window (default 16)")
+    p.add_argument("--stride", type=int, default=16, help="frames between snippets (default 16: non-overlapping)")
+    p.add_argument("--tail", default="pad", choices=("drop", "pad"), help="frames after the last whole window")
+    p.add_argument("--normalize", action="store_true", help="L2-normalise the features")
+    p.set_defaults(func=run_clip, size=None)
+
+
 def _device(name: str):
     import os
 
@@ -138,6 +169,52 @@ def run_i3d(args: argparse.Namespace) -> int:
                                     "flow_quantisation": "clamp +-20, round(128 + 255/40 f)" if args.stream != "rgb" else None,
                                     "dtype": args.dtype},
                      grid={"window": args.window, "stride": args.stride, "tail": args.tail, "fps": args.fps})
+    try:
+        summary = extract(sources, args.out, info, plan, workers=args.workers, retry_failed=args.retry_failed)
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return report(summary, args)
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    from .models.clip import load_clip
+    from .runner import Plan, Stream, extract
+    from .store import StoreError, StoreInfo
+    from .video.decode import DecodeSpec
+    from .video.sources import find_videos
+    from .weights import weights_dir
+
+    device = _device(args.device)
+    try:
+        if args.model_config:
+            import open_clip
+
+            open_clip.add_model_config(args.model_config)
+        clip = load_clip(args.model, args.pretrained, device, args.normalize,
+                         None if args.quick_gelu == "auto" else args.quick_gelu == "yes",
+                         cache_dir=str(weights_dir() / "open_clip"))
+        sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if not sources:
+        raise SystemExit("error: no videos found")
+    window, stride = (1, 1) if args.pool == "frame" else (args.window, args.stride)
+    size = args.size or clip.image_size
+    fps = None if args.fps == "native" else float(args.fps)
+    import torch
+
+    plan = Plan([Stream("clip", clip.snippets)], DecodeSpec(size=size, spatial=args.spatial, fps=fps,
+                                                            decoder=args.decoder),
+                window=window, stride=stride, tail=args.tail, batch_size=args.batch_size, device=device,
+                autocast={"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+                if device.type == "cuda" else None)
+    identity = clip.identity
+    info = StoreInfo(feature=f"clip_{args.model}_{args.pool}".replace("/", "_"), dtype="float32",
+                     num_shards=args.shards,
+                     model={"name": f"{identity['arch']}/{identity['pretrained']}", "sha256": None},
+                     preprocessing={**identity, "decoder_resize": f"{args.spatial}, bilinear", "size": size,
+                                    "pool": args.pool, "fps": args.fps, "dtype": args.dtype},
+                     grid={"window": window, "stride": stride, "tail": args.tail, "fps": args.fps})
     try:
         summary = extract(sources, args.out, info, plan, workers=args.workers, retry_failed=args.retry_failed)
     except StoreError as exc:

@@ -1,0 +1,84 @@
+"""CLIP image features through open_clip: any architecture and pretrained tag, ``hf-hub:`` names
+and local checkpoint files, preprocessing from the model's own config, done on GPU tensors.
+
+OpenAI and LAION-400M weights were trained with QuickGELU; open_clip only *warns* when a GELU
+architecture is paired with such a tag, and the features are then silently wrong. Here the
+tag's ``quick_gelu`` flag decides: a mismatched architecture gets ``force_quick_gelu`` and the
+choice is recorded. Features are unnormalised unless ``normalize=True`` (also recorded).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ClipModel:
+    model: torch.nn.Module
+    mean: torch.Tensor           # (3,) on the model's device
+    std: torch.Tensor
+    image_size: int
+    identity: dict               # what to record in the store: arch, tag, quick_gelu, normalize, preprocessing
+    normalize: bool = False
+
+    @torch.inference_mode()
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(n, H, W, 3)`` (already ``image_size`` square) -> ``(n, D)`` embeddings."""
+        x = x.permute(0, 3, 1, 2).float().div_(255)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False,
+                              antialias=True).clamp_(0, 1)
+        x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+        return self.model.encode_image(x, normalize=self.normalize)
+
+    def snippets(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(n, T, H, W, 3)`` -> ``(n, D)``: the mean of the T frame embeddings."""
+        n, t = x.shape[:2]
+        return self.frames(x.reshape(n * t, *x.shape[2:])).reshape(n, t, -1).mean(1)
+
+
+def _uses_quick_gelu(model: torch.nn.Module) -> bool:
+    from open_clip.transformer import QuickGELU
+
+    return any(isinstance(m, QuickGELU) for m in model.visual.modules())
+
+
+def load_clip(arch: str, pretrained: str, device: torch.device, normalize: bool = False,
+              quick_gelu: bool | None = None, cache_dir: str | None = None) -> ClipModel:
+    """open_clip model ``arch`` with weights ``pretrained`` (a tag, ``hf-hub:...`` or a file).
+
+    ``quick_gelu=None`` follows the pretrained tag's flag (a local file has none: say it).
+    """
+    import open_clip
+    from open_clip import pretrained as registry
+
+    cfg = {} if Path(pretrained).is_file() or arch.startswith("hf-hub:") else (
+        registry.get_pretrained_cfg(arch, pretrained) or {})
+    if not cfg and not Path(pretrained).is_file() and not arch.startswith("hf-hub:"):
+        known = [t for a, t in open_clip.list_pretrained() if a == arch]
+        raise ValueError(f"open_clip has no pretrained tag {pretrained!r} for {arch!r} (known: {known}); "
+                         "or give a checkpoint file")
+    wants_quick = cfg.get("quick_gelu", False) if quick_gelu is None else quick_gelu
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=pretrained, device=device, force_quick_gelu=wants_quick and not arch.endswith("quickgelu"),
+            cache_dir=cache_dir, weights_only=True)
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot load CLIP {arch} / {pretrained}: {exc}. Offline? Run "
+                           f"`python -m extract download clip:{arch}:{pretrained}` on a connected machine.") from None
+    model.eval()
+    if wants_quick != _uses_quick_gelu(model):
+        raise RuntimeError(f"{arch} / {pretrained}: activation mismatch (weights expect "
+                           f"{'QuickGELU' if wants_quick else 'GELU'})")
+    pcfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = pcfg.get("size", getattr(model.visual, "image_size", 224))
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    mean = torch.tensor(pcfg.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device)
+    std = torch.tensor(pcfg.get("std", open_clip.OPENAI_DATASET_STD), device=device)
+    identity = {"arch": arch, "pretrained": str(pretrained), "quick_gelu": wants_quick, "normalize": normalize,
+                "image_size": size, "mean": mean.tolist(), "std": std.tolist(),
+                "interpolation": pcfg.get("interpolation", "bicubic"), "resize_mode": pcfg.get("resize_mode", "shortest")}
+    return ClipModel(model, mean, std, size, identity, normalize)

@@ -1,0 +1,79 @@
+"""CLIP extraction with a tiny open_clip architecture saved to a local checkpoint."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from videos import make_video
+
+from extract.cli import main
+from extract.store import count_snippets, open_store
+
+pytestmark = pytest.mark.timeout(300)
+
+TINY = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
+        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    import open_clip
+
+    root = tmp_path_factory.mktemp("clip")
+    config = root / "tiny-clip-test.json"
+    config.write_text(json.dumps(TINY))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-clip-test", pretrained=None)
+    torch.save(model.state_dict(), root / "tiny.pt")
+    videos = root / "videos"
+    videos.mkdir()
+    make_video(videos / "clip", 37, fps=24.0, width=64, height=48)
+    return config, root / "tiny.pt", videos
+
+
+def _run(tiny_clip, out, *extra):
+    config, weights, videos = tiny_clip
+    return main(["clip", "--video-dir", str(videos), "--out", str(out), "--model", "tiny-clip-test", "--pretrained",
+                 str(weights), "--model-config", str(config), "--device", "cpu", "--workers", "0", *extra])
+
+
+def test_window_means_equal_the_mean_of_frame_features(tiny_clip, tmp_path):
+    assert _run(tiny_clip, tmp_path / "frames", "--pool", "frame") == 0
+    assert _run(tiny_clip, tmp_path / "windows", "--pool", "window", "--window", "16", "--stride", "16",
+                "--tail", "pad") == 0
+    frames = open_store(tmp_path / "frames").read("clip")
+    windows = open_store(tmp_path / "windows")
+    assert frames.shape == (37, 16)
+    assert windows.shape("clip") == (count_snippets(37, 16, 16, "pad"), 16) == (3, 16)
+    padded = np.concatenate([frames, np.repeat(frames[-1:], 48 - 37, axis=0)])  # pad repeats the last frame
+    np.testing.assert_allclose(windows.read("clip"), padded.reshape(3, 16, 16).mean(1), rtol=1e-4, atol=1e-5)
+    info = windows.info.preprocessing
+    assert info["normalize"] is False and info["image_size"] == 32 and info["pool"] == "window"
+
+
+def test_quick_gelu_and_normalisation_are_applied_and_recorded(tiny_clip, tmp_path):
+    from open_clip.transformer import QuickGELU
+
+    from extract.models.clip import load_clip
+
+    config, weights, _ = tiny_clip
+    quick = load_clip("tiny-clip-test", str(weights), torch.device("cpu"), quick_gelu=True)
+    assert any(isinstance(m, QuickGELU) for m in quick.model.visual.modules()) and quick.identity["quick_gelu"]
+    plain = load_clip("tiny-clip-test", str(weights), torch.device("cpu"), quick_gelu=False)
+    assert not any(isinstance(m, QuickGELU) for m in plain.model.visual.modules())
+    assert _run(tiny_clip, tmp_path / "n", "--pool", "frame", "--normalize") == 0
+    feats = open_store(tmp_path / "n").read("clip")
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-4)
+
+
+def test_openai_tag_requires_quick_gelu():
+    from open_clip import pretrained
+
+    assert pretrained.get_pretrained_cfg("ViT-L-14", "openai")["quick_gelu"] is True
+
+
+def test_unknown_tag_lists_the_known_ones(tmp_path):
+    with pytest.raises(SystemExit, match="no pretrained tag 'nope' for 'ViT-B-32'.*openai"):
+        main(["clip", "--video-dir", str(tmp_path), "--out", str(tmp_path / "s"), "--model", "ViT-B-32",
+              "--pretrained", "nope", "--device", "cpu"])
