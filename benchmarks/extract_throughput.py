@@ -1,0 +1,143 @@
+"""End-to-end extraction throughput vs the model-only ceiling, on synthetic videos.
+
+Makes N one-minute 30 fps videos (h264, 320x240, like THUMOS14), then measures, for I3D-RGB
+(16/4 snippets, 224 px) and CLIP ViT-L/14 (16-frame window means, 224 px):
+
+* end to end: ``extract.runner.extract`` with decoding workers, into a throwaway store;
+* model only: the same batch size on random input already on the GPU (the ceiling);
+* decode only: the workers' frames turned into snippets, no model.
+
+Weights are random (throughput does not depend on their values; no download needed).
+
+    python benchmarks/extract_throughput.py --videos 8 --workers 16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_videos(root: Path, n: int, seconds: int) -> list[Path]:
+    import subprocess
+
+    from extract.video.ffmpeg import ffmpeg_exe
+
+    paths = []
+    for i in range(n):
+        path = root / f"video_{i:03d}.mp4"
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size=320x240:rate=30:duration={seconds}", "-vf", f"hue=h={i * 37}",
+                        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], check=True)
+        paths.append(path)
+    return paths
+
+
+def i3d_stream(device):
+    from extract.models.i3d import InceptionI3d
+
+    model = InceptionI3d().eval().to(device).to(memory_format=torch.channels_last_3d)
+
+    def features(x):
+        x = x.permute(0, 4, 1, 2, 3).float().mul_(2 / 255).sub_(1).contiguous(memory_format=torch.channels_last_3d)
+        return model.features(x)
+
+    return features
+
+
+def clip_stream(device):
+    import open_clip
+
+    from extract.models.clip import ClipModel
+
+    model = open_clip.create_model("ViT-L-14-quickgelu", pretrained=None).eval().to(device)
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN, device=device)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD, device=device)
+    return ClipModel(model, mean, std, 224, {}).snippets
+
+
+def model_only(fn, batch: int, window: int, device, dtype, repeats: int = 10) -> float:
+    x = torch.randint(0, 256, (batch, window, 224, 224, 3), dtype=torch.uint8, device=device)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+        for _ in range(3):
+            fn(x)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn(x)
+        torch.cuda.synchronize()
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def decode_only(sources, spec, window: int, stride: int, workers: int) -> float:
+    from extract.runner import _as_is, _Decoded
+    from extract.snippets import SnippetCutter
+
+    loader = torch.utils.data.DataLoader(_Decoded(sources, spec), batch_size=None, collate_fn=_as_is,
+                                         num_workers=workers)
+    cutters, count = {}, 0
+    start = time.perf_counter()
+    for kind, vid, payload in loader:
+        cutter = cutters.setdefault(vid, SnippetCutter(window, stride))
+        if kind == "chunk":
+            count += len(cutter.push(payload))
+        elif kind == "end":
+            count += len(cutter.finish())
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=int, default=8)
+    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--json", help="write the rows here too")
+    args = p.parse_args()
+    from extract.runner import Plan, Stream, extract
+    from extract.store import StoreInfo
+    from extract.video.decode import DecodeSpec
+    from extract.video.sources import find_videos
+
+    device = torch.device("cuda")
+    dtype = torch.bfloat16
+    root = Path(tempfile.mkdtemp(prefix="extract_bench_"))
+    rows = []
+    try:
+        (root / "videos").mkdir()
+        make_videos(root / "videos", args.videos, args.seconds)
+        sources = find_videos(root / "videos")
+        spec = DecodeSpec(size=224)
+        for name, make, window, stride in [("i3d-rgb", i3d_stream, 16, 4), ("clip-vit-l14", clip_stream, 16, 16)]:
+            fn = make(device)
+            ceiling = model_only(fn, args.batch_size, window, device, dtype)
+            decode = decode_only(sources, spec, window, stride, args.workers)
+            plan = Plan([Stream(name, fn)], spec, window=window, stride=stride, batch_size=args.batch_size,
+                        device=device, autocast=dtype)
+            shutil.rmtree(root / "store", ignore_errors=True)
+            summary = extract(sources, root / "store", StoreInfo(feature=name, dtype="float32", num_shards=4), plan,
+                              workers=args.workers, progress=False)
+            e2e = summary["snippets"] / summary["seconds"]
+            rows.append({"model": name, "snippets": summary["snippets"], "end_to_end": e2e, "model_only": ceiling,
+                         "decode_only": decode, "ratio": e2e / ceiling})
+            del fn
+            torch.cuda.empty_cache()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"{torch.cuda.get_device_name()}, {args.videos} x {args.seconds} s 30 fps 320x240 h264 videos, "
+          f"{args.workers} decoding workers, batch {args.batch_size}, bf16; snippets/s")
+    print(f"{'model':<14}{'snippets':>9}{'end-to-end':>12}{'model only':>12}{'ratio':>7}{'decode only':>13}")
+    for r in rows:
+        print(f"{r['model']:<14}{r['snippets']:>9}{r['end_to_end']:>12.1f}{r['model_only']:>12.1f}{r['ratio']:>7.2f}"
+              f"{r['decode_only']:>13.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
