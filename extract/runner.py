@@ -78,7 +78,7 @@ class _Video:
     def __init__(self, plan: Plan) -> None:
         self.cutters = {s.name: SnippetCutter(plan.window, plan.stride, plan.tail) for s in plan.streams}
         self.flows = {s.name: s.flow() for s in plan.streams if s.flow is not None}
-        self.feats: dict[str, list[np.ndarray]] = {s.name: [] for s in plan.streams}
+        self.feats: dict[str, list[torch.Tensor]] = {s.name: [] for s in plan.streams}
         self.pending = 0
         self.meta: dict[str, Any] | None = None
         self.shape: tuple[int, int] | None = None
@@ -95,24 +95,24 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
     todo = writer.todo(by_id)
     skipped = sum(writer.owns(v) for v in by_id) - len(todo)
     videos: dict[str, _Video] = {}
-    queues: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    queues: dict[str, list[tuple[str, torch.Tensor]]] = defaultdict(list)
     done: list[str] = []
     snippets = 0
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True)
 
-    def run_batch(stream: Stream, items: list[tuple[str, np.ndarray]]) -> None:
+    def run_batch(stream: Stream, items: list[tuple[str, torch.Tensor]]) -> None:
         nonlocal snippets
-        x = torch.from_numpy(np.stack([a for _, a in items])).to(plan.device, non_blocking=True)
+        x = torch.stack([a for _, a in items])      # on the device: overlapping snippets share frames until here
         with torch.inference_mode(), torch.autocast(plan.device.type, dtype=plan.autocast or torch.float32,
                                                     enabled=plan.autocast is not None):
-            feats = stream.model(x).float().cpu().numpy()
+            feats = stream.model(x).float()         # stays on the device: no sync until the video is written
         for (vid, _), f in zip(items, feats):
             videos[vid].feats[stream.name].append(f)
             videos[vid].pending -= 1
         snippets += len(items)
         bar.set_postfix(snippets_s=f"{snippets / (time.perf_counter() - started):.1f}")
 
-    def queue(vid: str, stream: Stream, pieces: list[np.ndarray]) -> None:
+    def queue(vid: str, stream: Stream, pieces: list[torch.Tensor]) -> None:
         videos[vid].pending += len(pieces)
         queues[stream.name].extend((vid, p) for p in pieces)
         while len(queues[stream.name]) >= plan.batch_size:
@@ -145,6 +145,9 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
                 state = videos.setdefault(vid, _Video(plan))
                 if kind == "chunk":
                     state.shape = payload.shape[1:3]
+                    payload = torch.from_numpy(payload)
+                    if plan.device.type == "cuda":  # each decoded frame crosses to the GPU once
+                        payload = payload.pin_memory().to(plan.device, non_blocking=True)
                     for stream in plan.streams:
                         frames = state.flows[stream.name].push(payload) if stream.flow else payload
                         queue(vid, stream, state.cutters[stream.name].push(frames))
@@ -175,7 +178,7 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
 
 
 def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
-    parts = [np.stack(state.feats[s.name]) for s in plan.streams]
+    parts = [torch.stack(state.feats[s.name]).cpu().numpy() for s in plan.streams]
     if len({len(p) for p in parts}) != 1:
         writer.fail(vid, f"streams disagree on the snippet count: {[len(p) for p in parts]}")
         return

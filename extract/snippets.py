@@ -15,14 +15,33 @@ import numpy as np
 from .store.grid import count_snippets
 
 
+def _cat(parts):
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(parts)
+
+
+def _repeat_last(frames, n: int):
+    """``n`` copies of the last frame, same kind (numpy or torch) as ``frames``."""
+    if isinstance(frames, np.ndarray):
+        return np.repeat(frames[-1:], n, axis=0)
+    return frames[-1:].expand(n, *frames.shape[1:])
+
+
 class SnippetCutter:
-    """Push frame chunks in, get whole snippets ``(window, H, W, C)`` out, in order."""
+    """Push frame chunks in, get whole snippets ``(window, H, W, C)`` out, in order.
+
+    Chunks may be numpy arrays or torch tensors (on any device: the runner keeps frames on the
+    GPU, where snippets that overlap share their frames instead of being copied per snippet).
+    """
 
     def __init__(self, window: int, stride: int, tail: str = "drop") -> None:
         if tail not in ("drop", "pad"):
             raise ValueError(f"snippet models need whole windows: tail must be 'drop' or 'pad', got {tail!r}")
         self.window, self.stride, self.tail = window, stride, tail
-        self.buf: np.ndarray | None = None
+        self.buf = None
         self.base = 0       # frame index of buf[0]
         self.next = 0       # next snippet
         self.total = 0
@@ -30,7 +49,7 @@ class SnippetCutter:
     def push(self, chunk: np.ndarray) -> list[np.ndarray]:
         if len(chunk) == 0:
             return []
-        self.buf = chunk if self.buf is None else np.concatenate([self.buf, chunk])
+        self.buf = chunk if self.buf is None else _cat([self.buf, chunk])
         self.total += len(chunk)
         out = []
         while self.next * self.stride + self.window <= self.total:
@@ -50,7 +69,7 @@ class SnippetCutter:
         out = []
         for k in range(self.next, count_snippets(self.total, self.window, self.stride, self.tail)):
             piece = self.buf[k * self.stride - self.base:]
-            out.append(np.concatenate([piece, np.repeat(self.buf[-1:], self.window - len(piece), axis=0)]))
+            out.append(_cat([piece, _repeat_last(self.buf, self.window - len(piece))]))
         self.next = k + 1 if out else self.next
         return out
 

@@ -44,26 +44,27 @@ class FlowStream:
         self.last_flow: np.ndarray | None = None
 
     @torch.inference_mode()
-    def _pairs(self, first: torch.Tensor, second: torch.Tensor) -> np.ndarray:
+    def _pairs(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         out = []
         for i in range(0, len(first), self.batch):
             a, b = first[i:i + self.batch], second[i:i + self.batch]
-            flows = self.raft(a, b, num_flow_updates=self.iterations)[-1]
-            out.append(quantise(flows.float()).cpu().numpy())
-        return np.concatenate(out)
+            out.append(quantise(self.raft(a, b, num_flow_updates=self.iterations)[-1].float()))
+        return torch.cat(out)
 
-    def push(self, frames: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1  # RAFT wants [-1, 1]
+    def push(self, frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 ``(n, H, W, 3)`` frames -> uint8 ``(m, H, W, 2)`` flow frames on the device."""
+        frames = torch.as_tensor(frames).to(self.device)
+        x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1  # RAFT wants [-1, 1]
         seq = x if self.last is None else torch.cat([self.last, x])
         self.last = seq[-1:]
         if len(seq) < 2:
-            return np.zeros((0, *frames.shape[1:3], 2), np.uint8)
+            return torch.zeros((0, *frames.shape[1:3], 2), dtype=torch.uint8, device=self.device)
         flow = self._pairs(seq[:-1], seq[1:])
         self.last_flow = flow[-1:]
         return flow
 
-    def finish(self, height: int, width: int) -> np.ndarray:
-        """The repeated last flow frame (zero flow for a one-frame video)."""
+    def finish(self, height: int, width: int) -> torch.Tensor:
+        """The repeated last flow frame (zero flow, value 128, for a one-frame video)."""
         if self.last_flow is None:
-            return np.full((1, height, width, 2), 128, np.uint8)
+            return torch.full((1, height, width, 2), 128, dtype=torch.uint8, device=self.device)
         return self.last_flow
