@@ -23,7 +23,7 @@ GPU (the public features used TV-L1: not numerically identical; the store record
 """
 
 
-def add_input_args(p: argparse.ArgumentParser) -> None:
+def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video-dir", type=Path, help="folder of videos (searched recursively by extension)")
     src.add_argument("--list", type=Path, help="text file with one video path per line")
@@ -45,12 +45,15 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-failed", action="store_true", help="try again videos that failed before")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return src
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("i3d", help="I3D snippet features (RGB, flow or both) from videos",
                        description=__doc__, epilog=I3D_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_input_args(p)
+    src = add_input_args(p)
+    src.add_argument("--flow-dir", type=Path, help="precomputed flow (e.g. TV-L1): one folder per video of "
+                     "x_NNNNN/y_NNNNN images (denseflow layout) and a frames.json or --fps; with --stream flow")
     p.add_argument("--stream", default="rgb", choices=("rgb", "flow", "both"))
     p.add_argument("--window", type=int, default=16, help="frames per snippet (default 16)")
     p.add_argument("--stride", type=int, default=4, help="frames between snippet starts (default 4)")
@@ -58,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="i3d-rgb-imagenet", help="RGB I3D weights: registry name or file")
     p.add_argument("--flow-weights", default="i3d-flow-imagenet", help="flow I3D weights: registry name or file")
     p.add_argument("--flow-model", default="raft_large", choices=("raft_large", "raft_small"))
-    p.set_defaults(func=run_i3d)
+    p.set_defaults(func=run_i3d, flow_dir=None)
 
 
 CLIP_EXAMPLES = """
@@ -89,7 +92,7 @@ def add_clip_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=16, help="frames between snippets (default 16: non-overlapping)")
     p.add_argument("--tail", default="pad", choices=("drop", "pad"), help="frames after the last whole window")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the features")
-    p.set_defaults(func=run_clip, size=None)
+    p.set_defaults(func=run_clip, size=None, flow_dir=None)
 
 
 def _device(name: str):
@@ -139,7 +142,12 @@ def run_i3d(args: argparse.Namespace) -> int:
     from .weights import MissingWeightsError
 
     device = _device(args.device)
-    if args.stream != "rgb" and args.size < 128:
+    if args.flow_dir is not None:
+        if args.stream != "flow":
+            raise SystemExit("error: --flow-dir goes with --stream flow (extract RGB into another store; "
+                             "detect concatenates stores on channels)")
+        args.frame_dir, args.video_dir, args.list = args.flow_dir, None, None
+    elif args.stream != "rgb" and args.size < 128:
         raise SystemExit("error: RAFT flow needs frames of at least 128 px (its correlation pyramid); raise --size")
     try:
         sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
@@ -150,8 +158,11 @@ def run_i3d(args: argparse.Namespace) -> int:
             streams.append(Stream("rgb", rgb))
         if args.stream in ("flow", "both"):
             flow, models["flow"] = i3d_model(args.flow_weights, device)
-            raft = load_raft(args.flow_model, device)
-            streams.append(Stream("flow", flow, flow=lambda: FlowStream(raft, device)))
+            if args.flow_dir is not None:   # the decoded "frames" are already flow
+                streams.append(Stream("flow", flow))
+            else:
+                raft = load_raft(args.flow_model, device)
+                streams.append(Stream("flow", flow, flow=lambda: FlowStream(raft, device)))
     except (FileNotFoundError, ValueError, MissingWeightsError, RuntimeError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if not sources:
@@ -165,7 +176,8 @@ def run_i3d(args: argparse.Namespace) -> int:
                             "sha256": "+".join(m["sha256"] for m in models.values()), "streams": models},
                      preprocessing={"size": args.size, "spatial": args.spatial, "interpolation": "bilinear",
                                     "scale": "x / 255 * 2 - 1", "fps": args.fps,
-                                    "flow": args.flow_model if args.stream != "rgb" else None,
+                                    "flow": (f"precomputed ({args.flow_dir})" if args.flow_dir else args.flow_model)
+                                    if args.stream != "rgb" else None,
                                     "flow_quantisation": "clamp +-20, round(128 + 255/40 f)" if args.stream != "rgb" else None,
                                     "dtype": args.dtype},
                      grid={"window": args.window, "stride": args.stride, "tail": args.tail, "fps": args.fps})

@@ -101,3 +101,43 @@ def test_rgb_and_flow_streams_share_the_grid(videos, weights_file, tmp_path):
     store = open_store(tmp_path / "both")
     assert store.shape("a/clip") == (count_snippets(40, 16, 4), 2048)
     assert store.shape("short one") == (1, 2048)
+
+
+def test_precomputed_flow_folders(weights_file, tmp_path):
+    """TV-L1-style x_/y_ images (denseflow layout) go straight into the flow I3D."""
+    import json as _json
+
+    from PIL import Image
+
+    flow_weights = tmp_path / "flow.pt"
+    torch.save(published_state_dict(in_channels=2), flow_weights)
+    folder = tmp_path / "flow" / "video_a"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(1, 24):
+        for axis in "xy":
+            Image.fromarray(rng.integers(100, 156, (48, 64), dtype=np.uint8)).save(folder / f"{axis}_{i:05d}.jpg")
+    (folder / "frames.json").write_text(_json.dumps({"fps": 30.0}))
+    proc = _run(["--flow-dir", tmp_path / "flow", "--stream", "flow", "--flow-weights", flow_weights,
+                 "--out", tmp_path / "s", "--size", 64, "--device", "cpu", "--workers", 0, "--json"])
+    assert proc.returncode == 0, proc.stderr
+    store = open_store(tmp_path / "s")
+    assert store.shape("video_a") == (count_snippets(23, 16, 4), 1024)
+    assert store.info.preprocessing["flow"].startswith("precomputed")
+    assert store.meta("video_a").decoder.startswith("flow images")
+
+
+def test_torchrun_ranks_split_the_videos(videos, weights_file, tmp_path):
+    import os
+
+    common = ["--video-dir", videos, "--out", tmp_path / "s", "--weights", weights_file, "--size", 64, "--device",
+              "cpu", "--workers", 0, "--json", "--keep-going"]
+    written = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank)}
+        proc = subprocess.run([sys.executable, "-m", "extract", "i3d", *map(str, common)], capture_output=True,
+                              text=True, timeout=240, env=env)
+        assert proc.returncode == 0, proc.stderr
+        written.append(json.loads(proc.stdout)["written"])
+    assert sum(written) == 3 and all(w >= 0 for w in written)
+    assert open_store(tmp_path / "s").ids == ["a/clip", "b/clip", "short one"]

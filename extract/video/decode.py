@@ -85,10 +85,17 @@ class FrameStream:
     # -- a folder of frames (written by `extract frames`) --------------------------------
     def _images(self) -> Iterator[np.ndarray]:
         import json
+        import re
 
         from PIL import Image
 
         files = sorted(f for f in self.path.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        flow_x = [f for f in files if re.match(r"^(flow_)?x_", f.name)]
+        if flow_x:  # precomputed flow (denseflow layout): x_00001.jpg + y_00001.jpg per frame pair
+            files = [(f, f.with_name(f.name.replace("x_", "y_", 1))) for f in flow_x]
+            missing = [y for _, y in files if not y.exists()]
+            if missing:
+                raise DecodeError(f"{self.path}: {missing[0].name} is missing for its x component")
         if not files:
             raise DecodeError(f"{self.path}: no .jpg/.png frames")
         meta_file = self.path / "frames.json"
@@ -100,18 +107,22 @@ class FrameStream:
             raise DecodeError(f"{self.path}: frames were dumped at {meta['fps']} fps; resample when dumping instead")
         self.fps = self.source_fps = float(fps)
         self.duration = len(files) / self.fps
-        self.decoder = f"images ({meta.get('dumped_by', 'unknown tool')})"
+        self.decoder = ("flow images" if flow_x else "images") + f" ({meta.get('dumped_by', 'unknown tool')})"
+
+        def load(f: Path, mode: str) -> np.ndarray:
+            try:
+                with Image.open(f) as im:
+                    img = im.convert(mode)
+            except OSError as exc:
+                raise DecodeError(f"{f}: unreadable image ({exc})") from None
+            width, height = _scaled_size(img.width, img.height, self.spec)
+            return np.asarray(img.resize((width, height), Image.BILINEAR))
+
         for start in range(0, len(files), self.spec.chunk):
-            out = []
-            for f in files[start:start + self.spec.chunk]:
-                try:
-                    with Image.open(f) as im:
-                        img = im.convert("RGB")
-                except OSError as exc:
-                    raise DecodeError(f"{f}: unreadable image ({exc})") from None
-                width, height = _scaled_size(img.width, img.height, self.spec)
-                out.append(np.asarray(img.resize((width, height), Image.BILINEAR)))
-            chunk = _crop(np.stack(out), self.spec)
+            batch = files[start:start + self.spec.chunk]
+            frames = [np.stack([load(x, "L"), load(y, "L")], -1) for x, y in batch] if flow_x else \
+                [load(f, "RGB") for f in batch]
+            chunk = _crop(np.stack(frames), self.spec)
             self.frames += len(chunk)
             yield chunk
 
