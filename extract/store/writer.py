@@ -174,9 +174,6 @@ class StoreWriter:
             out.append(vid)
         return out
 
-    def is_done(self, video_id: str) -> bool:
-        return video_id in self._state(self.shard(video_id)).done
-
     def _state(self, shard: int) -> _ShardState:
         if shard in self._shards:
             return self._shards[shard]
