@@ -131,13 +131,37 @@ def i3d_model(weights: str, device):
                       "sha256": sha256_of(path)}
 
 
-def run_i3d(args: argparse.Namespace) -> int:
+def _plan(args: argparse.Namespace, streams, device, size: int, window: int, stride: int):
+    """The runner's plan from the options every extractor shares."""
     import torch
 
-    from .models.flow import FlowStream, load_raft
-    from .runner import Plan, Stream, extract
-    from .store import StoreError, StoreInfo
+    from .runner import Plan
     from .video.decode import DecodeSpec
+
+    fps = None if args.fps == "native" else float(args.fps)
+    autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    return Plan(streams, DecodeSpec(size=size, spatial=args.spatial, fps=fps, decoder=args.decoder),
+                window=window, stride=stride, tail=args.tail, batch_size=args.batch_size, device=device,
+                autocast=autocast if device.type == "cuda" else None)
+
+
+def _extract(sources, args: argparse.Namespace, info, plan) -> int:
+    from .runner import extract
+    from .store import StoreError
+
+    if not sources:
+        raise SystemExit("error: no videos found")
+    try:
+        summary = extract(sources, args.out, info, plan, workers=args.workers, retry_failed=args.retry_failed)
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return report(summary, args)
+
+
+def run_i3d(args: argparse.Namespace) -> int:
+    from .models.flow import FlowStream, load_raft
+    from .runner import Stream
+    from .store import StoreInfo
     from .video.sources import find_videos
     from .weights import MissingWeightsError
 
@@ -151,7 +175,6 @@ def run_i3d(args: argparse.Namespace) -> int:
         raise SystemExit("error: RAFT flow needs frames of at least 128 px (its correlation pyramid); raise --size")
     try:
         sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
-        fps = None if args.fps == "native" else float(args.fps)
         streams, models = [], {}
         if args.stream in ("rgb", "both"):
             rgb, models["rgb"] = i3d_model(args.weights, device)
@@ -165,12 +188,7 @@ def run_i3d(args: argparse.Namespace) -> int:
                 streams.append(Stream("flow", flow, flow=lambda: FlowStream(raft, device)))
     except (FileNotFoundError, ValueError, MissingWeightsError, RuntimeError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    if not sources:
-        raise SystemExit("error: no videos found")
-    plan = Plan(streams, DecodeSpec(size=args.size, spatial=args.spatial, fps=fps, decoder=args.decoder),
-                window=args.window, stride=args.stride, tail=args.tail, batch_size=args.batch_size, device=device,
-                autocast={"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-                if device.type == "cuda" else None)
+    plan = _plan(args, streams, device, args.size, args.window, args.stride)
     info = StoreInfo(feature=f"i3d_{args.stream}", dtype="float32", num_shards=args.shards,
                      model={"name": "+".join(m["name"] for m in models.values()),
                             "sha256": "+".join(m["sha256"] for m in models.values()), "streams": models},
@@ -181,18 +199,13 @@ def run_i3d(args: argparse.Namespace) -> int:
                                     "flow_quantisation": "clamp +-20, round(128 + 255/40 f)" if args.stream != "rgb" else None,
                                     "dtype": args.dtype},
                      grid={"window": args.window, "stride": args.stride, "tail": args.tail, "fps": args.fps})
-    try:
-        summary = extract(sources, args.out, info, plan, workers=args.workers, retry_failed=args.retry_failed)
-    except StoreError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    return report(summary, args)
+    return _extract(sources, args, info, plan)
 
 
 def run_clip(args: argparse.Namespace) -> int:
     from .models.clip import load_clip
-    from .runner import Plan, Stream, extract
-    from .store import StoreError, StoreInfo
-    from .video.decode import DecodeSpec
+    from .runner import Stream
+    from .store import StoreInfo
     from .video.sources import find_videos
     from .weights import weights_dir
 
@@ -208,18 +221,9 @@ def run_clip(args: argparse.Namespace) -> int:
         sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    if not sources:
-        raise SystemExit("error: no videos found")
     window, stride = (1, 1) if args.pool == "frame" else (args.window, args.stride)
     size = args.size or clip.image_size
-    fps = None if args.fps == "native" else float(args.fps)
-    import torch
-
-    plan = Plan([Stream("clip", clip.snippets)], DecodeSpec(size=size, spatial=args.spatial, fps=fps,
-                                                            decoder=args.decoder),
-                window=window, stride=stride, tail=args.tail, batch_size=args.batch_size, device=device,
-                autocast={"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-                if device.type == "cuda" else None)
+    plan = _plan(args, [Stream("clip", clip.snippets)], device, size, window, stride)
     identity = clip.identity
     info = StoreInfo(feature=f"clip_{args.model}_{args.pool}".replace("/", "_"), dtype="float32",
                      num_shards=args.shards,
@@ -227,11 +231,7 @@ def run_clip(args: argparse.Namespace) -> int:
                      preprocessing={**identity, "decoder_resize": f"{args.spatial}, bilinear", "size": size,
                                     "pool": args.pool, "fps": args.fps, "dtype": args.dtype},
                      grid={"window": window, "stride": stride, "tail": args.tail, "fps": args.fps})
-    try:
-        summary = extract(sources, args.out, info, plan, workers=args.workers, retry_failed=args.retry_failed)
-    except StoreError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    return report(summary, args)
+    return _extract(sources, args, info, plan)
 
 
 def report(summary: dict, args: argparse.Namespace) -> int:

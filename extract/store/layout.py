@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import time
@@ -92,10 +91,3 @@ def has_nonfinite(array: np.ndarray) -> bool:
     exponent_mask = ((1 << info.iexp) - 1) << info.nmant
     magnitude = np.ascontiguousarray(array).view(bits) & bits((1 << (8 * array.dtype.itemsize - 1)) - 1)
     return bool(magnitude.max() >= exponent_mask)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
