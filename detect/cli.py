@@ -1,4 +1,5 @@
-"""``python -m detect``: train, evaluate and run temporal action detectors on feature stores.
+"""``python -m detect``: train, evaluate and run models on feature stores, for three tasks:
+segment detection, dense per-frame detection and clip classification.
 
 Run ``python -m detect COMMAND --help`` for a command's options and examples.
 """
@@ -6,16 +7,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 EXAMPLES = {
     "train": """examples:
   python -m detect train --config configs/thumos14_i3d_dbm.yaml
-  python -m detect train --config configs/thumos14_i3d_dbm.yaml model.backbone.name=mamba-vim optim.lr=2e-4
-  torchrun --nproc-per-node 4 -m detect train --config configs/activitynet_iv2_dbm.yaml
+  python -m detect train --config configs/thumos14_i3d_dbm.yaml model.backbone.drop_path=0.2 optim.lr=2e-4
+  torchrun --nproc-per-node 4 -m detect train --config configs/activitynet_iv2_6b_dbm.yaml
   python -m detect train --config configs/thumos14_i3d_dbm.yaml --resume     # continue runs/... exactly
+""",
+    "models": """examples:
+  python -m detect models
+  python -m detect models --json | jq '.[] | {name, parameters}'
 """,
     "evaluate": """examples:
   python -m detect evaluate --annotations thumos14.json --detections runs/x/test_detections.json --split test \\
@@ -25,105 +29,98 @@ EXAMPLES = {
 }
 
 
-def resolve_checkpoint(spec: str) -> Path:
-    """A local path, or ``hf://ORG/REPO/FILE`` downloaded (and cached) through huggingface_hub."""
-    if not spec.startswith("hf://"):
-        path = Path(spec)
-        if not path.is_file():
-            raise SystemExit(f"error: no checkpoint at {spec}")
-        return path
-    parts = spec[len("hf://"):].split("/", 2)
-    if len(parts) != 3:
-        raise SystemExit(f"error: {spec!r} is not hf://ORG/REPO/FILE")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+def _fail(exc: BaseException) -> SystemExit:
+    return SystemExit(f"error: {exc}")
 
-    try:
-        return Path(hf_hub_download(f"{parts[0]}/{parts[1]}", parts[2]))
-    except LocalEntryNotFoundError:
-        raise SystemExit(f"error: {spec} is not in the local Hugging Face cache and the Hub cannot be reached") from None
-    except HfHubHTTPError as exc:
-        raise SystemExit(f"error: cannot download {spec}: {exc}") from None
+
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError)  # ConfigError, DataError, RegistryError among them
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
-    from .train import train
+    from .config import load_config
+    from .engine import train
+    from .engine.distributed import is_main_process
+    from .tasks import get_task
 
     try:
         cfg = load_config(args.config, args.overrides)
         summary = train(cfg, resume=args.resume, device=args.device, stop_after_epoch=args.stop_after_epoch)
-    except (ConfigError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
+    if not is_main_process():  # under torchrun, rank 0 reports
         return 0
     if args.json:
         print(json.dumps(summary, indent=2))
-    else:
-        best = summary["best_val"]
-        if best["epoch"] >= 0:
-            print(f"best validation average mAP {100 * best['average_mAP']:.2f} at epoch {best['epoch']}")
-        if "test" in summary:
-            test = summary["test"]
-            per = "  ".join(f"@{k} {100 * v:.2f}" for k, v in test["mAP"].items())
-            print(f"test average mAP {100 * test['average_mAP']:.2f}  ({per}; {test['protocol']})")
-        print(f"outputs in {summary['output']}")
+        return 0
+    task = get_task(summary["task"])
+    best, metric = summary["best_val"], summary["metric"]
+    if best["epoch"] >= 0:
+        print(f"best validation {metric} {100 * best[metric]:.2f} at epoch {best['epoch']}")
+    if "test" in summary:
+        print(f"test {task.headline(summary['test'])}")
+    print(f"outputs in {summary['output']}")
     return 0
 
 
-def _load_run(checkpoint: str, overrides: list[str]):
-    import torch
+def _trained(args: argparse.Namespace):
+    from .engine import load_trained
+    from .engine.run import default_device
 
-    from .config import load_config
-    from .engine import load_checkpoint
-    from .models.detector import ActionDetector
-
-    state = load_checkpoint(resolve_checkpoint(checkpoint))
-    cfg = load_config(None, overrides, base=state["config"])
-    model = ActionDetector(cfg.model)
-    model.load_state_dict(state.get("ema", state["model"]))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        cfg, model, _ = load_trained(args.checkpoint, args.overrides)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
+    device = default_device()
     return cfg, model.to(device), device
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .engine import build_datasets
-    from .train import validate
+    from .engine import evaluate_split, prepare
 
-    cfg, model, device = _load_run(args.checkpoint, args.overrides)
-    annotations, classes, datasets = build_datasets(cfg)
-    if args.split not in datasets:
-        raise SystemExit(f"error: split {args.split!r} has no videos (have {sorted(datasets)})")
-    result = validate(model, datasets[args.split], cfg, annotations, classes, device, args.split)
-    result.pop("detections")
-    print(json.dumps(result, indent=2) if args.json else
-          f"{args.split} average mAP {100 * result['average_mAP']:.2f} ({result['protocol']})")
+    cfg, model, device = _trained(args)
+    try:
+        run = prepare(cfg)
+        if not run.splits.get(args.split):
+            raise ValueError(f"split {args.split!r} has no videos (have {sorted(k for k, v in run.splits.items() if v)})")
+        result = evaluate_split(model, run, run.splits[args.split], args.split, device)
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
+    result.pop("predictions")
+    print(json.dumps(result, indent=2) if args.json else f"{args.split} {run.task.headline(result)}")
     return 0
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    from extract.annotations import AnnotationSet, VideoAnnotations, load_annotations
-    from extract.store import open_store
+    from .engine import inference_run
+    from .engine.run import length_multiple, use_amp
 
-    from .data.dataset import DetectionDataset
-    from .engine import fusion_from_config, make_loader, predict
+    cfg, model, device = _trained(args)
+    try:
+        run = inference_run(cfg, args.store, args.annotations)
+        task = run.task
+        loader = task.loader(task.dataset(run.splits["all"], training=False), cfg.eval.batch_size, training=False,
+                             multiple=length_multiple(model))
+        predictions = task.predict(model, loader, device, amp=use_amp(cfg, device))
+    except USER_ERRORS as exc:
+        raise _fail(exc) from None
+    written = task.write_predictions(predictions, Path(args.out))
+    print(f"wrote {task.name} predictions for {len(predictions)} videos to {', '.join(map(str, written))}")
+    return 0
 
-    cfg, model, device = _load_run(args.checkpoint, args.overrides)
-    stores = [open_store(p) for p in (args.store or cfg.data.stores)]
-    ids = stores[0].ids
-    # Class names as in training; durations from --annotations where known (else from the grid).
-    annotations = load_annotations(args.annotations or cfg.data.annotations)
-    classes = annotations.classes
-    database = {vid: annotations.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None)
-                for vid in ids}
-    dataset = DetectionDataset(stores, AnnotationSet(database, classes), ids, classes, training=False,
-                               downsample_rate=cfg.data.downsample_rate, resize_to=cfg.data.resize_to,
-                               class_agnostic=cfg.data.class_agnostic)
-    loader = make_loader(dataset, cfg.eval.batch_size, training=False, max_seq_len=cfg.data.max_seq_len,
-                         multiple=model.max_stride, workers=cfg.data.num_workers, seed=cfg.seed)
-    results = predict(model, loader, classes, device, fusion=fusion_from_config(cfg, classes))
-    Path(args.out).write_text(json.dumps({"results": results}))
-    print(f"wrote {sum(map(len, results.values()))} detections for {len(results)} videos to {args.out}")
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import describe_models
+
+    rows = describe_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<20}{'task':<10}{'streams':<12}{'params':>10}  description")
+    for r in rows:
+        print(f"{r['name']:<20}{r['task']:<10}{','.join(r['streams']):<12}{r['parameters'] / 1e6:>9.2f}M  "
+              f"{r['description']}")
+    print("\nparameters at the default config (python -m detect models --json shows it); "
+          "configs select one with model.name")
     return 0
 
 
@@ -199,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     raw = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("train", help="train a detector from a YAML config", epilog=EXAMPLES["train"], formatter_class=raw)
+    p = sub.add_parser("train", help="train a model from a YAML config", epilog=EXAMPLES["train"], formatter_class=raw)
     p.add_argument("--config", required=True, help="YAML config (see configs/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=2e-4")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt exactly")
@@ -213,13 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides of the stored config")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("infer", help="detect actions in every video of a store")
+    p = sub.add_parser("infer", help="run a trained model on every video of a store (its task's output format)")
     p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
     p.add_argument("--store", action="append", help="feature store(s), as many as training used (default: config's)")
     p.add_argument("--annotations", help="canonical annotations: video durations and class names")
-    p.add_argument("--out", required=True, help="detections JSON (ActivityNet result format)")
+    p.add_argument("--out", required=True, help="predictions file: detections JSON (segments), .npz (dense), "
+                                                 "JSON (clips)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_infer)
+    p = sub.add_parser("models", help="list the registered models: task, input streams, parameters",
+                       epilog=EXAMPLES["models"], formatter_class=raw)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
     p = sub.add_parser("evaluate", help="ActivityNet-style detection mAP of a detections file",
                        epilog=EXAMPLES["evaluate"], formatter_class=raw)
     p.add_argument("--annotations", required=True, help="ground truth (ActivityNet/canonical JSON)")

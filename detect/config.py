@@ -1,8 +1,11 @@
-"""Training configs: YAML files mapped onto typed dataclasses, with ``key=value`` overrides.
+"""Run configs: YAML files mapped onto typed dataclasses, with ``key=value`` overrides.
 
-Every key must exist in the dataclasses: a misspelt or unused key is an error, never silently
-ignored. Overrides use dotted paths and YAML values: ``optim.lr=2e-4``,
-``model.backbone.name=mamba-vim``, ``data.stores=[a,b]``.
+``model.name`` picks a registered model and with it the dataclass the rest of ``model`` must
+fit (:mod:`detect.models`); ``data.streams`` names the stores each input stream reads; the
+dataset card's ``task`` (or ``data.task``) picks the task, and a model that does not solve it
+is an error here. Every key must exist in the dataclasses: a misspelt or unused key is an
+error, never silently ignored. Overrides use dotted paths and YAML values: ``optim.lr=2e-4``,
+``model.backbone.drop_path=0.2``, ``data.streams.features=[a,b]``.
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from typing import Any
 
 import yaml
 
-from .models.detector import DetectorConfig
+from extract.registry import RegistryError
+
+from .models import model_entry
 
 
 class ConfigError(ValueError):
@@ -23,9 +28,10 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    stores: list[str]
+    streams: dict[str, list[str]]           # stream name -> stores (features of several are concatenated)
     annotations: str
-    dataset: str | None = None              # card id: default splits, tIoU and protocol
+    dataset: str | None = None              # card id: task, default splits, evaluation protocol
+    task: str | None = None                 # None: the card's, else the model's
     train_split: str | None = None          # None: the card's
     val_split: str | None = None
     val_holdout: float | None = None        # validate on this fraction of train_split (fixed by video id)
@@ -37,6 +43,11 @@ class DataConfig:
     resize_to: int | None = None            # linearly resize every video to this many steps (ActivityNet: 192)
     class_agnostic: bool = False            # one "action" class; names come from eval.ext_score_file
     num_workers: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.streams, dict) or not self.streams:
+            raise ValueError("streams must map stream names to stores, e.g. {features: [stores/rgb, stores/flow]}")
+        self.streams = {name: [paths] if isinstance(paths, str) else list(paths) for name, paths in self.streams.items()}
 
 
 @dataclass
@@ -55,7 +66,7 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
-    tiou: list[float] | None = None         # None: the card's
+    tiou: list[float] | None = None         # segments: None is the card's
     clean_gt: bool | None = None            # None: the card's protocol
     every: int = 1
     start_epoch: int = 0
@@ -63,11 +74,14 @@ class EvalConfig:
     ext_score_file: str | None = None       # video-level class probabilities to label class-agnostic segments
     fusion_topk: int = 2
     fusion_mode: str = "sqrt"               # sqrt(p_cls * p_seg) (ActionMamba) or product (ActionFormer)
+    frame_map: str | None = None            # dense: "full" or "sampled-25"; None is the card's mode
+    aux_weight: float = 0.5                 # dense: weight of each deep-supervision output's loss
+    label_smoothing: float = 0.0            # clips: cross-entropy label smoothing
 
 
 @dataclass
 class RunConfig:
-    model: DetectorConfig
+    model: Any                              # the registered model's config dataclass (model.name)
     data: DataConfig
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -111,6 +125,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
+        if cls is RunConfig and name == "model":
+            hint = _model_class(value)
         target = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
         at = f"{where}.{name}".lstrip(".")
         kwargs[name] = _build(target, value, at) if dataclasses.is_dataclass(target) else _coerce(hint, value, at)
@@ -120,6 +136,26 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+OLD_BACKBONES = {"transformer": "actionformer", "mamba-dbm": "actionmamba-dbm", "mamba-vim": "actionmamba-vim",
+                 "conv": "actionformer-conv"}
+
+
+def _model_class(section: Any) -> type:
+    """The config dataclass of the model that ``section`` names."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"model: expected a mapping, got {section!r}")
+    if "name" not in section:
+        old = (section.get("backbone") or {}).get("name") if isinstance(section.get("backbone"), dict) else None
+        hint = (f"; this is an old-style config: replace model.backbone.name: {old} by model.name: "
+                f"{OLD_BACKBONES.get(old, '...')}, move model.backbone.mamba.* up into model.backbone, and "
+                f"data.stores: [...] becomes data.streams: {{features: [...]}}") if old else ""
+        raise ConfigError(f"model.name is missing (see `python -m detect models`){hint}")
+    try:
+        return model_entry(section["name"]).config
+    except RegistryError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -147,7 +183,42 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[s
             raise ConfigError(f"cannot read config {path}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return _build(RunConfig, apply_overrides(data, list(overrides)), "")
+    data = apply_overrides(data, list(overrides))
+    if isinstance(data.get("data"), dict) and "stores" in data["data"]:
+        raise ConfigError("data.stores is now data.streams: write data.streams: {features: [store, ...]} "
+                          "(stores of one stream are concatenated on channels)")
+    cfg = _build(RunConfig, data, "")
+    check_task(cfg)
+    return cfg
+
+
+def task_name(cfg: RunConfig) -> str:
+    """The run's task: ``data.task``, else the dataset card's, else the model's."""
+    if cfg.data.task:
+        return cfg.data.task
+    if cfg.data.dataset:
+        from extract.cards import load_card
+
+        from .tasks import task_for_card
+
+        return task_for_card(load_card(cfg.data.dataset).task)
+    return model_entry(cfg.model.name).task
+
+
+def check_task(cfg: RunConfig) -> None:
+    """The model must solve the run's task and find the streams it reads."""
+    from .tasks import TASKS
+
+    entry, task = model_entry(cfg.model.name), task_name(cfg)
+    if task not in TASKS:
+        raise ConfigError(f"data.task: unknown task {task!r}; known: {', '.join(TASKS)}")
+    if entry.task != task:
+        source = f"dataset {cfg.data.dataset!r}" if cfg.data.dataset and not cfg.data.task else "data.task"
+        raise ConfigError(f"model {entry.name!r} solves the {entry.task!r} task, but {source} is a {task!r} task")
+    missing = [s for s in entry.streams if s not in cfg.data.streams]
+    if missing:
+        raise ConfigError(f"model {entry.name!r} reads streams {list(entry.streams)}, but data.streams has no "
+                          f"{missing} (it has {sorted(cfg.data.streams)})")
 
 
 def to_dict(cfg: Any) -> Any:

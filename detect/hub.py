@@ -1,5 +1,5 @@
 """Checkpoints on the Hugging Face Hub: ``detect push`` uploads one with its config and a card;
-``--checkpoint hf://ORG/REPO/FILE`` (see :func:`detect.cli.resolve_checkpoint`) downloads one."""
+``--checkpoint hf://ORG/REPO/FILE`` (see :func:`detect.engine.checkpoint.resolve_checkpoint`) downloads one."""
 from __future__ import annotations
 
 import io
@@ -12,11 +12,11 @@ import yaml
 
 def model_card(state: dict[str, Any], repo_id: str, filename: str) -> str:
     cfg = state["config"]
-    bb = cfg["model"]["backbone"]
     val = state.get("val") or state.get("best") or {}
-    lines = [f"# {repo_id}", "", f"Temporal action detector trained with mamba-tad: backbone `{bb['name']}`, "
-             f"{cfg['model']['num_classes']} classes, input {bb['input_dim']}-d features.", "",
-             f"- data: {cfg['data']['dataset'] or cfg['data']['annotations']} (stores: {', '.join(cfg['data']['stores'])})",
+    streams = "; ".join(f"{name}: {', '.join(paths)}" for name, paths in cfg["data"]["streams"].items())
+    lines = [f"# {repo_id}", "", f"Model `{cfg['model']['name']}` trained with mamba-tad, "
+             f"{cfg['model']['num_classes']} classes.", "",
+             f"- data: {cfg['data']['dataset'] or cfg['data']['annotations']} (streams: {streams})",
              f"- epoch: {state.get('epoch')}; validation: {json.dumps(val)}", "",
              "Evaluate or run it:", "", "```",
              f"python -m detect eval --checkpoint hf://{repo_id}/{filename}",

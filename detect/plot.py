@@ -1,4 +1,4 @@
-"""Figures: ground truth and detections of one video on a timeline; training curves."""
+"""Figures: ground truth and detections of one video on a timeline; training curves; a confusion matrix."""
 from __future__ import annotations
 
 import json
@@ -46,11 +46,13 @@ def plot_timeline(video_id: str, ground_truth: list[dict[str, Any]], detections:
 
 
 def plot_curves(log_jsonl: str | Path, out: str | Path) -> Path:
-    """Training loss per logged step and validation mAP per epoch, from a run's ``log.jsonl``."""
+    """Training loss per logged step and the validation metric per epoch (``val_<metric>``
+    records), from a run's ``log.jsonl``."""
     plt = _pyplot()
     records = [json.loads(line) for line in Path(log_jsonl).read_text().splitlines() if line.strip()]
     steps = [(r["step"], r["final_loss"]) for r in records if "lr" in r]
-    val = [(r["epoch"], r["val_average_mAP"]) for r in records if "val_average_mAP" in r]
+    key = next((k for r in records for k in r if k.startswith("val_")), "val_metric")
+    val = [(r["epoch"], r[key]) for r in records if key in r]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.5))
     if steps:
         a.plot(*zip(*steps))
@@ -59,7 +61,32 @@ def plot_curves(log_jsonl: str | Path, out: str | Path) -> Path:
     if val:
         b.plot(*zip(*val), marker="o")
     b.set_xlabel("epoch")
-    b.set_ylabel("validation average mAP")
+    b.set_ylabel(f"validation {key[4:]}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_confusion(matrix, classes: list[str], out: str | Path) -> Path:
+    """Row-normalised confusion matrix (true class down, predicted across), counts in the cells."""
+    import numpy as np
+
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    size = 2.5 + 0.35 * len(classes)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    if len(classes) <= 40:
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

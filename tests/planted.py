@@ -38,13 +38,16 @@ def make_planted(root, n_train=24, n_test=8, dim=16, fps=10.0, window=4, stride=
     return root / "store", root / "ann.json"
 
 
-def tiny_config(store, ann, output, backbone="mamba-dbm", epochs=12, **extra):
+def tiny_config(store, ann, output, model="actionmamba-dbm", epochs=12, **extra):
+    backbone = {"input_dim": 16, "embd_dim": 16, "arch": [2, 1, 3]}
+    if model != "actionformer-conv":
+        backbone["drop_path"] = 0.0
+    if model == "actionformer":
+        backbone["window"] = 9
     cfg = {
-        "model": {"num_classes": 3, "head_dim": 16,
-                  "backbone": {"name": backbone, "input_dim": 16, "embd_dim": 16, "arch": [2, 1, 3], "window": 9,
-                               "drop_path": 0.0},
+        "model": {"name": model, "num_classes": 3, "head_dim": 16, "backbone": backbone,
                   "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]]},
-        "data": {"stores": [str(store)], "annotations": str(ann), "train_split": "training",
+        "data": {"streams": {"features": [str(store)]}, "annotations": str(ann), "train_split": "training",
                  "val_split": "training", "val_holdout": 0.2, "test_split": "testing", "max_seq_len": 128,
                  "num_workers": 0},
         "optim": {"lr": 3e-3, "epochs": epochs, "warmup_epochs": 1, "batch_size": 4, "amp": "none",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from detect.config import load_config
-from detect.models.detector import ActionDetector
+from detect.models import create_model
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -19,14 +19,14 @@ def test_recipe_files_are_up_to_date():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_builds(path):
     cfg = load_config(path)
-    model = ActionDetector(cfg.model)
+    model = create_model(cfg.model)
     assert len(model.strides) == len(cfg.model.regression_range)
     if cfg.data.class_agnostic:
         assert cfg.model.num_classes == 1
 
 
 def test_published_sizes():
-    size = {p.stem: sum(q.numel() for q in ActionDetector(load_config(p).model).parameters()) / 1e6
+    size = {p.stem: sum(q.numel() for q in create_model(load_config(p).model).parameters()) / 1e6
             for p in CONFIGS if "iv2" in p.stem and "transformer" not in p.stem}
     assert size["thumos14_iv2_6b_dbm"] == pytest.approx(20.3, abs=0.05)
     assert size["thumos14_iv2_6b_vim"] == pytest.approx(21.6, abs=0.05)

@@ -5,8 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from detect.models.backbone import BackboneConfig
-from detect.models.detector import ActionDetector, DetectorConfig
+from detect.models import create_model, model_config
 from detect.models.losses import diou_loss_1d, sigmoid_focal_loss
 from detect.models.postprocess import fuse_class_scores, segment_iou, soft_nms, vote_boundaries
 from detect.models.targets import assign_targets, make_points
@@ -117,37 +116,17 @@ def test_iou_voting_and_fusion():
                                                                                   0.4, math.sqrt(0.125), 0.25])
 
 
-@pytest.mark.parametrize("backbone", ["conv", "transformer", "mamba-vim", "mamba-dbm"])
-def test_detector_outputs_do_not_depend_on_padding(backbone):
-    torch.manual_seed(0)
-    cfg = DetectorConfig(num_classes=3, backbone=BackboneConfig(name=backbone, input_dim=8, embd_dim=16, window=5),
-                         head_dim=16)
-    model = ActionDetector(cfg).double().eval()
-    feats = torch.randn(1, 8, 40, dtype=torch.float64)
-    outs = []
-    for length in (64, 96):  # the same 40 valid steps, padded with garbage to two lengths
-        x = torch.full((1, 8, length), 7.0, dtype=torch.float64)
-        x[..., :40] = feats
-        mask = torch.arange(length)[None] < 40
-        outs.append(model(x, mask))
-    for level, stride in enumerate(model.strides):
-        valid = -(-40 // stride)
-        torch.testing.assert_close(outs[0].cls_logits[level][:, :valid], outs[1].cls_logits[level][:, :valid])
-        torch.testing.assert_close(outs[0].offsets[level][:, :valid], outs[1].offsets[level][:, :valid])
-
-
 def test_detector_sizes_match_the_published_configs():
     def size(name, d, inp, ncls):
-        m = ActionDetector(DetectorConfig(num_classes=ncls, head_dim=d,
-                                          backbone=BackboneConfig(name=name, input_dim=inp, embd_dim=d)))
+        m = create_model(name, num_classes=ncls, head_dim=d, backbone={"input_dim": inp, "embd_dim": d})
         return sum(p.numel() for p in m.parameters()) / 1e6
-    assert size("mamba-dbm", 512, 3200, 20) == pytest.approx(20.3, abs=0.05)
-    assert size("mamba-vim", 512, 3200, 20) == pytest.approx(21.6, abs=0.05)
-    assert size("mamba-dbm", 256, 3200, 1) == pytest.approx(6.4, abs=0.05)
+    assert size("actionmamba-dbm", 512, 3200, 20) == pytest.approx(20.3, abs=0.05)
+    assert size("actionmamba-vim", 512, 3200, 20) == pytest.approx(21.6, abs=0.05)
+    assert size("actionmamba-dbm", 256, 3200, 1) == pytest.approx(6.4, abs=0.05)
 
 
 def test_config_rejects_ignored_keys():
-    with pytest.raises(ValueError, match="use_abs_pe applies to the transformer backbone only"):
-        BackboneConfig(name="mamba-dbm", use_abs_pe=True)
+    with pytest.raises(TypeError, match="use_abs_pe"):
+        model_config("actionmamba-dbm", num_classes=2, backbone={"use_abs_pe": True})
     with pytest.raises(ValueError, match="6 regression ranges for 8 pyramid levels"):
-        DetectorConfig(num_classes=2, backbone=BackboneConfig(arch=(2, 2, 7)))
+        model_config("actionmamba-dbm", num_classes=2, backbone={"arch": (2, 2, 7)})

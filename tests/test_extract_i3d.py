@@ -73,7 +73,10 @@ def test_features_do_not_depend_on_batch_size_or_workers(videos, weights_file, t
         store = open_store(path)
         out[batch] = {vid: store.read(vid) for vid in store}
     for vid in out[1]:
-        np.testing.assert_allclose(out[1][vid], out[7][vid], rtol=1e-4, atol=1e-5)
+        # fp32 convs pick other algorithms per batch size: differences of ~1e-5 on features of
+        # magnitude ~3 are accumulation order, a wrong snippet or frame would differ by ~1
+        scale = np.abs(out[1][vid]).max()
+        np.testing.assert_allclose(out[1][vid], out[7][vid], rtol=1e-4, atol=2e-5 * scale)
 
 
 def test_missing_weights_name_the_download_command(videos, tmp_path, monkeypatch):

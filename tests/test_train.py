@@ -9,9 +9,9 @@ import yaml
 from planted import make_planted, tiny_config
 
 from detect.config import ConfigError, load_config
-from detect.engine import holdout_fraction, param_groups, resolve_splits, warmup_cosine
-from detect.models.detector import ActionDetector
-from detect.train import train
+from detect.data.splits import holdout_fraction, resolve_splits
+from detect.engine import param_groups, train, warmup_cosine
+from detect.models import create_model
 from extract.annotations import load_annotations
 
 
@@ -56,7 +56,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(planted, tmp_path
 def test_holdout_validation_never_trains_on_its_videos(planted):
     store, ann = planted
     cfg = load_config(None, base=tiny_config(store, ann, "unused"))
-    splits = resolve_splits(cfg, load_annotations(ann))
+    splits = resolve_splits(cfg.data, load_annotations(ann))
     assert splits["val"] and not set(splits["val"]) & set(splits["train"])
     assert all(holdout_fraction(v) < 0.2 for v in splits["val"])
     assert all(v.startswith("test") for v in splits["test"])
@@ -64,7 +64,7 @@ def test_holdout_validation_never_trains_on_its_videos(planted):
 
 def test_no_weight_decay_groups_and_schedule():
     cfg = load_config(None, base=tiny_config("s", "a", "o"))
-    model = ActionDetector(cfg.model)
+    model = create_model(cfg.model)
     decay, no_decay = param_groups(model, 0.05)
     names = {id(p): n for n, p in model.named_parameters()}
     no_decay_names = {names[id(p)] for p in no_decay["params"]}
@@ -82,8 +82,37 @@ def test_config_errors_name_the_key():
         load_config(None, ["optim.lrr=1"], base=tiny_config("s", "a", "o"))
     with pytest.raises(ConfigError, match="not key=value"):
         load_config(None, ["optim.lr"], base=tiny_config("s", "a", "o"))
-    cfg = load_config(None, ["optim.lr=2e-4", "model.backbone.name=mamba-vim"], base=tiny_config("s", "a", "o"))
-    assert cfg.optim.lr == 2e-4 and cfg.model.backbone.name == "mamba-vim"
+    cfg = load_config(None, ["optim.lr=2e-4", "model.name=actionmamba-vim", "model.backbone.divide_out=true"],
+                      base=tiny_config("s", "a", "o"))
+    assert cfg.optim.lr == 2e-4 and cfg.model.name == "actionmamba-vim" and cfg.model.backbone.divide_out
+    with pytest.raises(ConfigError, match=r"model.backbone: unknown keys \['divide_out'\]"):
+        load_config(None, ["model.backbone.divide_out=true"], base=tiny_config("s", "a", "o"))  # DBM has none
+    with pytest.raises(ConfigError, match="unknown model 'mamba'; known: actionformer"):
+        load_config(None, ["model.name=mamba"], base=tiny_config("s", "a", "o"))
+
+
+def test_old_style_configs_say_how_to_update():
+    old = tiny_config("s", "a", "o")
+    old["model"].pop("name")
+    old["model"]["backbone"]["name"] = "mamba-dbm"
+    with pytest.raises(ConfigError, match="model.name: actionmamba-dbm"):
+        load_config(None, base=old)
+    old = tiny_config("s", "a", "o")
+    old["data"]["stores"] = old["data"].pop("streams")["features"]
+    with pytest.raises(ConfigError, match=r"data.streams: \{features"):
+        load_config(None, base=old)
+
+
+def test_a_model_of_another_task_is_named_at_config_load():
+    cfg = tiny_config("s", "a", "o")
+    cfg["data"]["dataset"] = "charades"  # a dense-detection card
+    with pytest.raises(ConfigError, match="model 'actionmamba-dbm' solves the 'segments' task, but dataset "
+                                          "'charades' is a 'dense' task"):
+        load_config(None, base=cfg)
+    cfg = tiny_config("s", "a", "o")
+    cfg["data"]["streams"] = {"heatmaps": ["s"]}
+    with pytest.raises(ConfigError, match=r"reads streams \['features'\], but data.streams has no"):
+        load_config(None, base=cfg)
 
 
 def test_cli_train_evaluate_eval_infer(planted, tmp_path):
@@ -96,6 +125,7 @@ def test_cli_train_evaluate_eval_infer(planted, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     dets = tmp_path / "run" / "test_detections.json"
+    assert summary["files"] == [str(dets)]
     proc = subprocess.run(run + ["evaluate", "--annotations", str(ann), "--detections", str(dets), "--split", "testing",
                                  "--tiou", "0.3,0.5,0.7", "--clean-gt", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -138,18 +168,18 @@ def test_class_agnostic_resized_training_with_score_fusion(planted, tmp_path):
 
 
 def test_resized_grid_converts_back_to_the_same_seconds(planted):
-    from detect.data.dataset import DetectionDataset
-    from extract.store import open_store
+    from detect.data.segments import SegmentDataset
+    from detect.data.streams import StreamSet
 
     store, ann = planted
     annotations = load_annotations(ann)
     vid = sorted(annotations.database)[0]
-    plain = DetectionDataset([open_store(store)], annotations, [vid], annotations.classes, training=False)[0]
-    resized = DetectionDataset([open_store(store)], annotations, [vid], annotations.classes, training=False,
-                               resize_to=50)[0]
-    assert resized.feats.shape[1] == 50
-    back = resized.grid.index_to_seconds(resized.segments.double().numpy())
-    expected = plain.grid.index_to_seconds(plain.segments.double().numpy())
+    streams = StreamSet.open({"features": [store]})
+    plain = SegmentDataset(streams, annotations, [vid], annotations.classes, training=False)[0]
+    resized = SegmentDataset(streams, annotations, [vid], annotations.classes, training=False, resize_to=50)[0]
+    assert resized.streams["features"].shape[1] == 50
+    back = resized.grid.index_to_seconds(resized.targets["segments"].double().numpy())
+    expected = plain.grid.index_to_seconds(plain.targets["segments"].double().numpy())
     assert back == pytest.approx(expected, abs=1e-4)
 
 
@@ -168,6 +198,7 @@ def test_ddp_under_torchrun_on_cpu(planted, tmp_path):
 
 def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch):
     from detect import cli
+    from detect.engine import resolve_checkpoint
     from detect.hub import push_checkpoint
 
     store, ann = planted
@@ -194,6 +225,8 @@ def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch):
     assert b"hf://me/tiny/best.pt" in api.files["README.md"]
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name: str(tmp_path / "run" / name))
-    assert cli.resolve_checkpoint("hf://me/tiny/best.pt") == tmp_path / "run" / "best.pt"
-    with pytest.raises(SystemExit, match="hf://ORG/REPO/FILE"):
-        cli.resolve_checkpoint("hf://me/best.pt")
+    assert resolve_checkpoint("hf://me/tiny/best.pt") == tmp_path / "run" / "best.pt"
+    with pytest.raises(ValueError, match="hf://ORG/REPO/FILE"):
+        resolve_checkpoint("hf://me/best.pt")
+    with pytest.raises(SystemExit, match="error: 'hf://me/best.pt' is not hf://ORG/REPO/FILE"):
+        cli.main(["eval", "--checkpoint", "hf://me/best.pt"])

@@ -1,11 +1,13 @@
 """Backbones: masked conv embedding, stem blocks (level 0), branch blocks (levels 1..n, x2 each).
 
-Pick one by name: ``conv``, ``transformer``, ``mamba-vim``, ``mamba-dbm``. Module names follow
-ActionFormer: ``embd.{i}.conv``, ``embd_norm.{i}``, ``stem.{i}``, ``branch.{i}``.
+One config class per block type; each builds its own blocks, so a backbone option that a block
+does not use is an unknown key, never silently ignored. Module names follow ActionFormer:
+``embd.{i}.conv``, ``embd_norm.{i}``, ``stem.{i}``, ``branch.{i}``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -14,51 +16,86 @@ from torch import nn
 from .blocks import ConvBlock, MambaBlock, TransformerBlock
 from .layers import LayerNorm, MaskedConv1D, sinusoid_position_encoding
 
-BACKBONES = ("conv", "transformer", "mamba-vim", "mamba-dbm")
-
 
 @dataclass
 class BackboneConfig:
-    name: str = "mamba-dbm"
     input_dim: int = 2048
     embd_dim: int = 512
     embd_kernel: int = 3
     arch: tuple[int, int, int] = (2, 2, 5)      # embedding convs, stem blocks, branch blocks
     scale_factor: int = 2
-    drop_path: float = 0.3
-    n_head: int = 4                              # transformer only
-    window: int | list[int] = 19                 # transformer only; per level as a list; -1 = global
-    use_abs_pe: bool = False                     # transformer only
     max_seq_len: int = 2304
-    mamba: dict = field(default_factory=dict)    # d_state, d_conv, expand, divide_out, backend
 
     def __post_init__(self) -> None:
-        if self.name not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.name!r}; expected one of {BACKBONES}")
         self.arch = tuple(self.arch)
-        if isinstance(self.window, list) and len(self.window) != self.num_levels:
-            raise ValueError(f"window lists one size per pyramid level ({self.num_levels}), got {self.window}")
-        if self.use_abs_pe and self.name != "transformer":  # ActionMamba silently ignored it (HACS sets it)
-            raise ValueError(f"use_abs_pe applies to the transformer backbone only, not {self.name!r}")
-        if self.mamba and not self.name.startswith("mamba"):
-            raise ValueError(f"'mamba' options apply to mamba backbones only, not {self.name!r}")
-        unknown = set(self.mamba) - {"d_state", "d_conv", "expand", "divide_out", "backend"}
-        if unknown:
-            raise ValueError(f"unknown mamba options {sorted(unknown)}")
+        if len(self.arch) != 3:
+            raise ValueError(f"arch is (embedding convs, stem blocks, branch blocks), got {self.arch}")
 
     @property
     def num_levels(self) -> int:
         return self.arch[2] + 1
 
+    def block(self, stride: int, level: int) -> nn.Module:
+        """The block of pyramid ``level`` (``stride`` 1 in the stem, ``scale_factor`` in the branch)."""
+        raise NotImplementedError
 
-def _block(cfg: BackboneConfig, stride: int, level: int) -> nn.Module:
-    if cfg.name == "conv":
-        return ConvBlock(cfg.embd_dim, stride)
-    if cfg.name == "transformer":
-        window = cfg.window[level] if isinstance(cfg.window, list) else cfg.window
-        return TransformerBlock(cfg.embd_dim, cfg.n_head, window, stride, cfg.drop_path)
-    return MambaBlock(cfg.embd_dim, mixer=cfg.name.split("-")[1], stride=stride, drop_path=cfg.drop_path,
-                      **cfg.mamba)
+
+@dataclass
+class ConvBackboneConfig(BackboneConfig):
+    def block(self, stride: int, level: int) -> nn.Module:
+        return ConvBlock(self.embd_dim, stride)
+
+
+@dataclass
+class TransformerBackboneConfig(BackboneConfig):
+    drop_path: float = 0.1
+    n_head: int = 4
+    window: int | list[int] = 19                 # per level as a list; -1 = global
+    use_abs_pe: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.window, list) and len(self.window) != self.num_levels:
+            raise ValueError(f"window lists one size per pyramid level ({self.num_levels}), got {self.window}")
+
+    def block(self, stride: int, level: int) -> nn.Module:
+        window = self.window[level] if isinstance(self.window, list) else self.window
+        return TransformerBlock(self.embd_dim, self.n_head, window, stride, self.drop_path)
+
+
+@dataclass
+class MambaBackboneConfig(BackboneConfig):
+    mixer: ClassVar[str]
+    drop_path: float = 0.3                       # ActionMamba hard-codes 0.3
+    d_state: int = 16
+    d_conv: int = 4
+    backend: str | None = None                   # auto / cuda / torch (None: $MAMBA_TAD_BACKEND or auto)
+
+    def mixer_options(self) -> dict:
+        return {"d_state": self.d_state, "d_conv": self.d_conv, "backend": self.backend}
+
+    def block(self, stride: int, level: int) -> nn.Module:
+        return MambaBlock(self.embd_dim, mixer=self.mixer, stride=stride, drop_path=self.drop_path,
+                          **self.mixer_options())
+
+
+@dataclass
+class DBMBackboneConfig(MambaBackboneConfig):
+    mixer: ClassVar[str] = "dbm"
+    expand: int = 1
+
+    def mixer_options(self) -> dict:
+        return {**super().mixer_options(), "expand": self.expand}
+
+
+@dataclass
+class ViMBackboneConfig(MambaBackboneConfig):
+    mixer: ClassVar[str] = "vim"
+    expand: int = 2
+    divide_out: bool = False                     # True averages the directions (Vim); ActionMamba sums
+
+    def mixer_options(self) -> dict:
+        return {**super().mixer_options(), "expand": self.expand, "divide_out": self.divide_out}
 
 
 class Backbone(nn.Module):
@@ -71,16 +108,17 @@ class Backbone(nn.Module):
         self.embd = nn.ModuleList(MaskedConv1D(cfg.input_dim if i == 0 else cfg.embd_dim, cfg.embd_dim,
                                                cfg.embd_kernel, bias=False) for i in range(n_embd))
         self.embd_norm = nn.ModuleList(LayerNorm(cfg.embd_dim) for _ in range(n_embd))
-        if cfg.use_abs_pe:
+        self.use_abs_pe = getattr(cfg, "use_abs_pe", False)
+        if self.use_abs_pe:
             self.register_buffer("pos_embd", sinusoid_position_encoding(cfg.max_seq_len, cfg.embd_dim), persistent=False)
-        self.stem = nn.ModuleList(_block(cfg, 1, 0) for _ in range(n_stem))
-        self.branch = nn.ModuleList(_block(cfg, cfg.scale_factor, level + 1) for level in range(n_branch))
+        self.stem = nn.ModuleList(cfg.block(1, 0) for _ in range(n_stem))
+        self.branch = nn.ModuleList(cfg.block(cfg.scale_factor, level + 1) for level in range(n_branch))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         for conv, norm in zip(self.embd, self.embd_norm):
             x, mask = conv(x, mask)
             x = F.relu(norm(x))
-        if self.cfg.use_abs_pe:
+        if self.use_abs_pe:
             length = x.shape[-1]
             pe = self.pos_embd if length <= self.pos_embd.shape[-1] else F.interpolate(
                 self.pos_embd, size=length, mode="linear", align_corners=False)

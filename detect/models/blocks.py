@@ -72,13 +72,14 @@ class TransformerBlock(nn.Module):
     """Pre-LN local-window transformer block; max-pool on the skip path when downsampling."""
 
     def __init__(self, channels: int, n_head: int = 4, window: int = 19, stride: int = 1,
-                 drop_path: float = 0.1, mlp_ratio: int = 4) -> None:
+                 drop_path: float = 0.1, mlp_ratio: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
         self.ln1, self.ln2 = LayerNorm(channels), LayerNorm(channels)
         self.attn = LocalMaskedMHCA(channels, n_head, window, stride)
         self.stride = stride
-        self.mlp = nn.Sequential(nn.Conv1d(channels, mlp_ratio * channels, 1), nn.GELU(),
-                                 nn.Conv1d(mlp_ratio * channels, channels, 1))
+        # Conv, GELU, Dropout, Conv, Dropout: the released checkpoints' keys are mlp.0 and mlp.3.
+        self.mlp = nn.Sequential(nn.Conv1d(channels, mlp_ratio * channels, 1), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Conv1d(mlp_ratio * channels, channels, 1), nn.Dropout(dropout))
         self.drop_path_attn = AffineDropPath(channels, drop_path) if drop_path > 0 else nn.Identity()
         self.drop_path_mlp = AffineDropPath(channels, drop_path) if drop_path > 0 else nn.Identity()
 
@@ -96,6 +97,8 @@ class MambaBlock(nn.Module):
 
     The normalised input is zeroed on padding before the mixer (the LayerNorm bias would
     otherwise turn padding into a constant that the backward scan carries into valid steps).
+    ``norm`` is a token-wise ``nn.LayerNorm`` with ``(C,)`` parameters, as in ActionMamba's
+    checkpoints (the other blocks use ActionFormer's ``(1, C, 1)`` channel LayerNorm).
     """
 
     def __init__(self, channels: int, mixer: str = "dbm", stride: int = 1, drop_path: float = 0.3,
@@ -106,13 +109,13 @@ class MambaBlock(nn.Module):
             raise ValueError(f"mixer must be 'dbm' or 'vim', got {mixer!r}")
         cfg = MambaConfig(channels, d_state=d_state, d_conv=d_conv, backend=backend,
                           expand=expand if expand is not None else (1 if mixer == "dbm" else 2))
-        self.norm = LayerNorm(channels)
+        self.norm = nn.LayerNorm(channels)
         self.mamba = DBM(cfg) if mixer == "dbm" else ViM(cfg, divide_out=divide_out)
         self.drop_path = AffineDropPath(channels, drop_path) if drop_path > 0 else nn.Identity()
         self.stride = stride
 
     def forward(self, x, mask):
         m = mask.to(x.dtype)
-        y = self.mamba((self.norm(x) * m).transpose(1, 2), mask[:, 0]).transpose(1, 2)
+        y = self.mamba(self.norm(x.transpose(1, 2)) * m.transpose(1, 2), mask[:, 0]).transpose(1, 2)
         x = x + self.drop_path(y * m)
         return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)

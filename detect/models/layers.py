@@ -23,7 +23,12 @@ def masked_max_pool(x: torch.Tensor, mask: torch.Tensor, stride: int) -> tuple[t
 
 
 class MaskedConv1D(nn.Module):
-    """``Conv1d`` with "same" padding whose output is zeroed outside the (downsampled) mask."""
+    """``Conv1d`` with "same" padding that reads zeros on padded steps and writes zeros there.
+
+    Zeroing the *input* is what makes padding exact: a per-step layer before the conv (a
+    LayerNorm's bias, ``relu(bias)``) leaves non-zero values on padded steps, which a kernel-3
+    conv would otherwise read at the last valid steps.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, groups: int = 1,
                  bias: bool = True) -> None:
@@ -38,8 +43,8 @@ class MaskedConv1D(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.shape[-1] % self.stride:
             raise ValueError(f"sequence length {x.shape[-1]} is not a multiple of the stride {self.stride}")
-        mask = downsample_mask(mask, self.stride)
-        return self.conv(x) * mask.to(x.dtype), mask
+        out_mask = downsample_mask(mask, self.stride)
+        return self.conv(x * mask.to(x.dtype)) * out_mask.to(x.dtype), out_mask
 
 
 class LayerNorm(nn.Module):

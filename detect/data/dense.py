@@ -1,0 +1,50 @@
+"""Videos for dense (per-step, multi-label) detection: a ``(T, K)`` multi-hot target on the grid.
+
+Step ``k`` is positive for class ``c`` when its centre time (:meth:`SnippetGrid.centre_seconds`)
+lies inside a segment of ``c`` (boundaries included). Training items longer than
+``max_seq_len`` are cropped at a random window, every stream and the target alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .streams import StreamDataset, VideoItem, pad_batch, padded_length, slice_time
+
+
+def frame_targets(centres: np.ndarray, segments: list[tuple[float, float, int]], num_classes: int) -> np.ndarray:
+    """Multi-hot ``(T, K)`` float32 from step centres (seconds) and ``(start, end, class)`` rows."""
+    target = np.zeros((len(centres), num_classes), dtype=np.float32)
+    for start, end, cls in segments:
+        target[(centres >= start) & (centres <= end), cls] = 1.0
+    return target
+
+
+class DenseDataset(StreamDataset):
+    def __init__(self, *args, max_seq_len: int = 2304, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_seq_len = max_seq_len
+        self.class_index = {name: i for i, name in enumerate(self.classes)}
+
+    def __getitem__(self, index: int) -> VideoItem:
+        item = self.read(index)
+        rows = [(a.segment[0], a.segment[1], self.class_index[a.label])
+                for a in self.annotations.database[item.video_id].annotations
+                if a.segment is not None and a.label in self.class_index]
+        centres = np.asarray(item.grid.centre_seconds(), dtype=np.float64)[: item.length]
+        item.targets = {"frames": torch.from_numpy(frame_targets(centres, rows, len(self.classes)))}
+        if self.training and item.length > self.max_seq_len:
+            start = int(self.rng(index).integers(0, item.length - self.max_seq_len + 1))
+            stop = start + self.max_seq_len
+            item = VideoItem(item.video_id, slice_time(item.streams, start, stop), item.grid, item.duration,
+                             {"frames": item.targets["frames"][start:stop]}, start)
+        return item
+
+
+def collate_dense(items: list[VideoItem], pad_to: int | None, multiple: int) -> dict:
+    """Padded streams and mask (``inputs``), ``frames (B, T, K)`` targets zero on padding."""
+    inputs = pad_batch(items, padded_length(items, pad_to, multiple))
+    frames = torch.zeros(len(items), inputs["mask"].shape[1], items[0].targets["frames"].shape[1])
+    for i, item in enumerate(items):
+        frames[i, : item.length] = item.targets["frames"]
+    return {"inputs": inputs, "frames": frames, "items": items}

@@ -1,0 +1,36 @@
+"""Which videos train, validate and test: the config's splits, else the dataset card's."""
+from __future__ import annotations
+
+import hashlib
+
+from extract.annotations import AnnotationSet
+
+
+def holdout_fraction(video_id: str) -> float:
+    """A stable number in [0, 1) per video: blake2b of the id."""
+    return int.from_bytes(hashlib.blake2b(video_id.encode(), digest_size=8).digest(), "big") / 2 ** 64
+
+
+def resolve_splits(data, annotations: AnnotationSet) -> dict[str, list[str]]:
+    """Video ids of ``train``, ``val`` and ``test`` for a :class:`DataConfig`. When validation
+    draws on the training split (``val_holdout``), a fixed fraction of its videos (by id hash)
+    is held out of training."""
+    card = None
+    if data.dataset:
+        from extract.cards import load_card
+
+        card = load_card(data.dataset)
+    split = {k: getattr(data, f"{k}_split") or (card.splits[k] if card else None) for k in ("train", "val", "test")}
+    holdout = data.val_holdout if data.val_holdout is not None else (card.splits.get("val_holdout") if card else None)
+    if split["train"] is None:
+        raise ValueError("no training split: set data.train_split or data.dataset")
+    train = sorted(annotations.subset(split["train"]))
+    out = {"train": train, "val": [], "test": sorted(annotations.subset(split["test"])) if split["test"] else []}
+    if split["val"] == split["train"] and holdout:
+        out["val"] = [v for v in train if holdout_fraction(v) < holdout]
+        out["train"] = [v for v in train if holdout_fraction(v) >= holdout]
+    elif split["val"]:
+        out["val"] = sorted(annotations.subset(split["val"]))
+    if not out["train"]:
+        raise ValueError(f"no videos in training split {split['train']!r} of {data.annotations}")
+    return out

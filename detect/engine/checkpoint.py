@@ -1,0 +1,40 @@
+"""Checkpoint files: atomic writes, loads that cannot run code, ``hf://`` references."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def save_checkpoint(path: Path, **state: Any) -> None:
+    """Atomic save: a reader never sees a half-written checkpoint."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def resolve_checkpoint(spec: str) -> Path:
+    """A local path, or ``hf://ORG/REPO/FILE`` downloaded (and cached) through huggingface_hub."""
+    if not spec.startswith("hf://"):
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {spec}")
+        return path
+    parts = spec[len("hf://"):].split("/", 2)
+    if len(parts) != 3:
+        raise ValueError(f"{spec!r} is not hf://ORG/REPO/FILE")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(f"{parts[0]}/{parts[1]}", parts[2]))
+    except LocalEntryNotFoundError:
+        raise FileNotFoundError(f"{spec} is not in the local Hugging Face cache and the Hub cannot be reached") from None
+    except HfHubHTTPError as exc:
+        raise FileNotFoundError(f"cannot download {spec}: {exc}") from None

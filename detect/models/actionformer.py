@@ -1,0 +1,51 @@
+"""ActionFormer and ActionMamba: one detector (:class:`ActionDetector`), four block types.
+
+``actionformer`` (local-window transformer, ActionFormer), ``actionmamba-dbm`` and
+``actionmamba-vim`` (ActionMamba's decomposed bidirectional and Vim mixers), and
+``actionformer-conv`` (ActionFormer's conv ablation). Their state dicts load the public
+layouts strictly (tests/fixtures/*.json; :mod:`detect.models.convert` for released files).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .backbone import ConvBackboneConfig, DBMBackboneConfig, TransformerBackboneConfig, ViMBackboneConfig
+from .detector import ActionDetector, DetectorConfig
+from .registry import register_model
+
+STREAMS = ("features",)
+THUMOS14_I3D = {"num_classes": 20}      # the other defaults are ActionFormer's THUMOS14 I3D recipe
+
+
+@dataclass
+class ActionFormerConfig(DetectorConfig):
+    name: str = "actionformer"
+    backbone: TransformerBackboneConfig = field(default_factory=TransformerBackboneConfig)
+
+
+@dataclass
+class ActionMambaDBMConfig(DetectorConfig):
+    name: str = "actionmamba-dbm"
+    backbone: DBMBackboneConfig = field(default_factory=DBMBackboneConfig)
+
+
+@dataclass
+class ActionMambaViMConfig(DetectorConfig):
+    name: str = "actionmamba-vim"
+    backbone: ViMBackboneConfig = field(default_factory=ViMBackboneConfig)
+
+
+@dataclass
+class ConvDetectorConfig(DetectorConfig):
+    name: str = "actionformer-conv"
+    backbone: ConvBackboneConfig = field(default_factory=ConvBackboneConfig)
+
+
+for _name, _config, _text in [
+    ("actionformer", ActionFormerConfig, "ActionFormer: local-window transformer pyramid, shared heads"),
+    ("actionmamba-dbm", ActionMambaDBMConfig, "ActionMamba with decomposed bidirectional Mamba (DBM) blocks"),
+    ("actionmamba-vim", ActionMambaViMConfig, "ActionMamba with Vim (bimamba v2) blocks"),
+    ("actionformer-conv", ConvDetectorConfig, "ActionFormer's conv-block ablation"),
+]:
+    register_model(_name, config=_config, task="segments", streams=STREAMS, description=_text,
+                   example=THUMOS14_I3D)(ActionDetector)

@@ -1,0 +1,35 @@
+"""What models return, one type per task; the task's loss, inference and metric read these."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class DetectorOutput:
+    """``segments`` task. Per pyramid level: ``cls_logits (B, T_l, K)``, ``offsets (B, T_l, 2)``
+    in units of the level's stride, ``masks (B, T_l)``, ``points (T_l, 4)`` rows
+    ``(t, range_lo, range_hi, stride)`` (see :func:`detect.models.targets.make_points`)."""
+
+    cls_logits: list[torch.Tensor]
+    offsets: list[torch.Tensor]
+    masks: list[torch.Tensor]
+    strides: list[int]
+    points: list[torch.Tensor]
+
+
+@dataclass
+class FrameOutput:
+    """``dense`` task: per-step multi-label ``logits (B, T, K)``; ``aux_logits`` are deep-supervision
+    outputs of the same shape, weighted by the task's ``aux_weight``."""
+
+    logits: torch.Tensor
+    aux_logits: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class ClipOutput:
+    """``clips`` task: one ``logits (B, K)`` row per clip."""
+
+    logits: torch.Tensor

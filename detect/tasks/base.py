@@ -1,0 +1,84 @@
+"""What a task provides to the task-agnostic engine.
+
+A task owns the path from a video's streams to a number: its dataset and collate (targets on
+the grid), its loss, how raw outputs become predictions, and the metric that selects models.
+The engine (:mod:`detect.engine.trainer`) only calls the methods below.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from extract.annotations import AnnotationSet
+
+from ..data.streams import StreamDataset, StreamSet
+
+
+class Task:
+    name: ClassVar[str]
+    card_task: ClassVar[str]              # the dataset cards' name of the task
+    metric: ClassVar[str]                 # key of :meth:`evaluate`'s result that selects models; higher is better
+    collate_fn: ClassVar[Callable]        # ``(items, pad_to, multiple) -> batch``, batch["inputs"] feeds the model
+    prediction_suffix: ClassVar[str]      # predictions of split s are written to ``{s}{suffix}``
+
+    def __init__(self, cfg, annotations: AnnotationSet, streams: StreamSet) -> None:
+        self.cfg, self.annotations, self.streams = cfg, annotations, streams
+        self.classes = list(annotations.classes)
+        expected = self.num_model_classes()
+        if cfg.model.num_classes != expected:
+            raise ValueError(f"model.num_classes is {cfg.model.num_classes} but the {self.name!r} task on "
+                             f"{cfg.data.annotations} needs {expected}")
+
+    def num_model_classes(self) -> int:
+        return len(self.classes)
+
+    # data
+    def dataset(self, video_ids: list[str], *, training: bool) -> StreamDataset:
+        raise NotImplementedError
+
+    def loader(self, dataset: StreamDataset, batch_size: int, *, training: bool, multiple: int = 1, epoch: int = 0,
+               sampler: Any = None) -> torch.utils.data.DataLoader:
+        """Batches of ``dataset``; training ones padded to ``data.max_seq_len``, shuffled by a
+        generator seeded per epoch (reproducible and resumable)."""
+        generator = torch.Generator().manual_seed(self.cfg.seed * 1000003 + epoch) if training else None
+        pad_to = self.cfg.data.max_seq_len if training else None
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=training and sampler is None, sampler=sampler,
+            generator=generator, num_workers=self.cfg.data.num_workers, drop_last=training,
+            collate_fn=partial(type(self).collate_fn, pad_to=pad_to, multiple=multiple))
+
+    # training
+    def criterion(self, model: nn.Module) -> nn.Module:
+        """``criterion(outputs, batch) -> {"final_loss": ..., ...}``; its state is checkpointed."""
+        raise NotImplementedError
+
+    # inference and evaluation
+    def predict(self, model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device,
+                amp: bool = False) -> dict[str, Any]:
+        """Predictions per video id, in the task's output format."""
+        raise NotImplementedError
+
+    def evaluate(self, predictions: dict[str, Any], video_ids: list[str], split: str) -> dict[str, Any]:
+        """Scores of ``predictions`` against the annotations of ``video_ids``: ``self.metric``,
+        ``protocol`` and whatever else the task reports."""
+        raise NotImplementedError
+
+    def write_predictions(self, predictions: dict[str, Any], path: Path,
+                          result: dict[str, Any] | None = None) -> list[Path]:
+        """Save ``predictions`` to ``path`` (and plots of their evaluation ``result`` beside it);
+        returns the files written."""
+        raise NotImplementedError
+
+    @classmethod
+    def headline(cls, result: dict[str, Any]) -> str:
+        """One line for people: the metric and its protocol."""
+        return f"{cls.metric} {100 * result[cls.metric]:.2f} ({result['protocol']})"
+
+
+def move_inputs(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's keyword arguments: the padded streams and ``mask``, on ``device``."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch["inputs"].items()}

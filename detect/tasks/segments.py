@@ -1,0 +1,181 @@
+"""``segments``: temporal action detection, ActionFormer style.
+
+Targets are pyramid-point assignments (centre sampling, regression ranges); the loss is sigmoid
+focal + 1-D DIoU normalised by an EMA of the positive count; inference decodes every level,
+runs Gaussian Soft-NMS and converts to seconds through the grid; the metric is ActivityNet
+detection mAP over the card's tIoU thresholds and protocol.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.segments import SegmentDataset, collate_segments
+from ..metrics import evaluate_detections
+from ..models.losses import diou_loss_1d, sigmoid_focal_loss
+from ..models.outputs import DetectorOutput
+from ..models.postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
+from ..models.targets import assign_targets
+from . import TASKS
+from .base import Task, move_inputs
+
+
+class SegmentLoss(nn.Module):
+    """Focal + DIoU losses normalised by an EMA of the positive count (updated in training; a
+    buffer, so checkpoints resume it exactly)."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("loss_normalizer", torch.tensor(float(cfg.init_loss_norm)))
+
+    def forward(self, out: DetectorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        device = out.masks[0].device
+        points = torch.cat(out.points)
+        targets = [assign_targets(points, s.to(device), l.to(device), self.cfg.num_classes,
+                                  self.cfg.center_sample_radius) for s, l in zip(batch["segments"], batch["labels"])]
+        gt_cls = torch.stack([t[0] for t in targets])                       # (B, P, K)
+        gt_reg = torch.stack([t[1] for t in targets])                       # (B, P, 2)
+        logits = torch.cat(out.cls_logits, dim=1).float()
+        offsets = torch.cat(out.offsets, dim=1).float()
+        valid = torch.cat(out.masks, dim=1)
+        positive = valid & (gt_cls.sum(-1) > 0)
+        num_pos = positive.sum()
+        if self.training:
+            self.loss_normalizer.mul_(0.9).add_(0.1 * num_pos.clamp(min=1).float())
+        eps = self.cfg.label_smoothing
+        target = gt_cls[valid] * (1 - eps) + eps / (self.cfg.num_classes + 1)
+        cls_loss = sigmoid_focal_loss(logits[valid], target) / self.loss_normalizer
+        reg_loss = (diou_loss_1d(offsets[positive], gt_reg[positive]) / self.loss_normalizer
+                    if num_pos > 0 else offsets.sum() * 0)
+        weight = self.cfg.loss_weight
+        if weight <= 0:
+            weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
+        return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": cls_loss + weight * reg_loss}
+
+
+@torch.no_grad()
+def decode_video(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Detections of video ``index`` of the batch: segments (level-0 grid units), scores, labels."""
+    parts = [decode_level(c[index].float(), o[index].float(), m[index], s, pp)
+             for c, o, m, s in zip(out.cls_logits, out.offsets, out.masks, out.strides)]
+    segs, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
+    kept, kept_scores, kept_labels = soft_nms(segs, scores, labels, pp.nms_sigma, pp.min_score, pp.max_seg_num,
+                                              class_agnostic=not pp.multiclass_nms)
+    if pp.voting_thresh > 0 and kept.numel():
+        kept = vote_boundaries(kept, segs, scores, pp.voting_thresh)
+    return kept, kept_scores, kept_labels
+
+
+def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Video-level class probabilities for score fusion: ``{"results": {video: [p, ...]},
+    "class": [names]}`` (ActionFormer's external-classifier files; ``class`` defaults to the
+    annotation classes)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    names = data.get("class") or data.get("classes") or classes
+    scores = {vid: torch.tensor(p, dtype=torch.float32) for vid, p in data["results"].items()}
+    bad = [vid for vid, p in scores.items() if p.numel() != len(names)]
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} videos have {scores[bad[0]].numel()} scores for {len(names)} classes")
+    return scores, list(names)
+
+
+@TASKS.register("segments")
+class SegmentsTask(Task):
+    name = "segments"
+    card_task = "segment-detection"
+    metric = "average_mAP"
+    collate_fn = staticmethod(collate_segments)
+    prediction_suffix = "_detections.json"
+
+    def num_model_classes(self) -> int:
+        return 1 if self.cfg.data.class_agnostic else len(self.classes)
+
+    def dataset(self, video_ids: list[str], *, training: bool) -> SegmentDataset:
+        d = self.cfg.data
+        return SegmentDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
+                              seed=self.cfg.seed, max_seq_len=d.max_seq_len, trunc_thresh=d.trunc_thresh,
+                              crop_ratio=tuple(d.crop_ratio) if d.crop_ratio else None,
+                              downsample_rate=d.downsample_rate, resize_to=d.resize_to,
+                              class_agnostic=d.class_agnostic)
+
+    def criterion(self, model: nn.Module) -> nn.Module:
+        return SegmentLoss(model.cfg)
+
+    def protocol(self) -> tuple[list[float], bool]:
+        """tIoU thresholds and whether to clean the ground truth: the config's, else the card's."""
+        card = None
+        if self.cfg.data.dataset:
+            from extract.cards import load_card
+
+            card = load_card(self.cfg.data.dataset)
+        ev = self.cfg.eval
+        tiou = ev.tiou or (card.evaluation["tiou"] if card else [0.3, 0.4, 0.5, 0.6, 0.7])
+        clean = ev.clean_gt if ev.clean_gt is not None else (card.evaluation.get("protocol") == "clean-gt"
+                                                             if card else True)
+        return [float(t) for t in tiou], clean
+
+    def fusion(self) -> dict[str, Any] | None:
+        """Score fusion settings from ``eval.ext_score_file`` (class-agnostic models)."""
+        if not self.cfg.eval.ext_score_file:
+            return None
+        scores, names = load_class_scores(self.cfg.eval.ext_score_file, self.classes)
+        return {"scores": scores, "classes": names, "topk": self.cfg.eval.fusion_topk, "mode": self.cfg.eval.fusion_mode}
+
+    @torch.no_grad()
+    def predict(self, model, loader, device, amp=False) -> dict[str, list[dict[str, Any]]]:
+        """Detections in seconds: ``{video: [{label, score, segment}]}``. Class-agnostic segments
+        take the video's top external classes (``eval.ext_score_file``), else the label ``action``."""
+        model.eval()
+        fusion = self.fusion()
+        pp = model.cfg.postprocess
+        results: dict[str, list[dict[str, Any]]] = {}
+        for batch in loader:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = model(**move_inputs(batch, device))
+            for i, item in enumerate(batch["items"]):
+                segs, scores, labels = (t.cpu() for t in decode_video(out, i, pp))
+                names = self.classes
+                if model.cfg.num_classes == 1:
+                    names = ["action"]
+                    if fusion is not None:
+                        if item.video_id not in fusion["scores"]:
+                            raise ValueError(f"video {item.video_id!r} has no external class scores")
+                        segs, scores, labels = fuse_class_scores(segs, scores, fusion["scores"][item.video_id],
+                                                                 fusion["topk"], fusion["mode"])
+                        names = fusion["classes"]
+                index = (segs.double() + item.offset) * item.downsample
+                seconds = torch.as_tensor(item.grid.index_to_seconds(index.numpy())).reshape(-1, 2)
+                seconds = seconds.clamp(0, item.duration)
+                results[item.video_id] = [{"label": names[int(c)], "score": float(s), "segment": [float(a), float(b)]}
+                                          for (a, b), s, c in zip(seconds.tolist(), scores, labels)]
+        return results
+
+    def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
+        tiou, clean = self.protocol()
+        agnostic = self.cfg.model.num_classes == 1 and not self.cfg.eval.ext_score_file
+
+        def label(ann):  # without external classes, class-agnostic segments are scored as proposals
+            return {**ann.to_dict(), "label": "action"} if agnostic else ann.to_dict()
+
+        subset_db = {vid: {"subset": split, "annotations": [label(a) for a in self.annotations.database[vid].annotations]}
+                     for vid in video_ids}
+        result = evaluate_detections(subset_db, predictions, split, tiou, clean_gt=clean)
+        protocol = result.protocol + ("; class-agnostic (no ext_score_file)" if agnostic else
+                                      f"; fused with {self.cfg.eval.ext_score_file} ({self.cfg.eval.fusion_mode})"
+                                      if self.cfg.eval.ext_score_file else "")
+        return {"average_mAP": result.average, "mAP": result.to_json()["mAP"], "protocol": protocol}
+
+    def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
+        """ActivityNet result format: ``{"results": {video: [{label, score, segment}]}}``."""
+        path.write_text(json.dumps({"results": predictions}))
+        return [path]
+
+    @classmethod
+    def headline(cls, result: dict[str, Any]) -> str:
+        per = "  ".join(f"@{k} {100 * v:.2f}" for k, v in result["mAP"].items())
+        return f"average mAP {100 * result['average_mAP']:.2f}  ({per}; {result['protocol']})"
