@@ -59,3 +59,33 @@ def tiny_config(store, ann, output, model="actionmamba-dbm", epochs=12, **extra)
         section, _, name = key.partition("__")
         cfg[section][name] = value
     return cfg
+
+
+def make_planted_clips(root, n_per_class=8, dim=12, seed=0):
+    """Clips of one class each (class signal on every step, varying length); ``root/store``,
+    ``root/ann.json`` with clip-level labels (``segment: null``)."""
+    rng = np.random.default_rng(seed)
+    protos = rng.standard_normal((len(CLASSES), dim)) * 1.5
+    database = {}
+    with StoreWriter(root / "store", StoreInfo(feature="clips", dtype="float32", num_shards=1)) as writer:
+        for i in range(n_per_class * len(CLASSES)):
+            cls, rows = i % len(CLASSES), int(rng.integers(6, 16))
+            vid = f"clip_{i:03d}"
+            feats = rng.standard_normal((rows, dim)) + protos[cls]
+            grid = SnippetGrid(window=4, stride=4, fps=10.0, num_snippets=rows)
+            writer.write(vid, feats.astype(np.float32), VideoMeta(grid=grid, fps=10.0, duration=rows * 0.4))
+            database[vid] = {"subset": "test" if i % 4 == 3 else "train", "duration": rows * 0.4, "fps": 10.0,
+                             "annotations": [{"label": CLASSES[cls], "label_id": cls, "segment": None}]}
+    (root / "ann.json").write_text(json.dumps({"classes": CLASSES, "database": database}))
+    return root / "store", root / "ann.json"
+
+
+def task_config(store, ann, output, model, **model_fields):
+    """A tiny run of ``model`` (``frame-conv`` or ``clip-pool``) on a planted store."""
+    return {"model": {"name": model, "num_classes": 3, "input_dim": 16, **model_fields},
+            "data": {"streams": {"features": [str(store)]}, "annotations": str(ann), "train_split": "training",
+                     "val_split": "training", "val_holdout": 0.2, "test_split": "testing", "max_seq_len": 64,
+                     "num_workers": 0},
+            "optim": {"lr": 3e-3, "epochs": 10, "warmup_epochs": 1, "batch_size": 4, "amp": "none",
+                      "weight_decay": 0.01, "ema_decay": 0.9},
+            "eval": {"every": 2}, "output": str(output), "seed": 0, "log_every": 5}

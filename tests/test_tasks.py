@@ -1,0 +1,93 @@
+"""The dense and clips tasks end to end on planted data, their metrics against hand-made cases,
+and the model listing."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from planted import make_planted, make_planted_clips, task_config
+
+from detect.config import load_config
+from detect.engine import train
+from detect.metrics import confusion_matrix, frame_map, topk_accuracy
+from detect.metrics.frame_map import average_precision, sample_steps
+from detect.models import MODELS
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    return make_planted(tmp_path_factory.mktemp("planted"))
+
+
+def test_average_precision_hand_made():
+    # ranked: pos, neg, pos -> precisions at the positives 1 and 2/3
+    assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1])) == pytest.approx((1 + 2 / 3) / 2)
+    assert np.isnan(average_precision(np.array([0.1, 0.2]), np.array([0, 0])))
+    result = frame_map([np.array([[0.9, 0.1], [0.2, 0.3]])], [np.array([[1, 0], [0, 0]])])
+    assert result.map == 1.0 and result.evaluated_classes == 1  # class 1 has no positive: not averaged
+    assert sample_steps(100, "sampled-25").tolist() == [int((i + 0.5) * 4) for i in range(25)]
+    assert sample_steps(10, "sampled-25").tolist() == list(range(10))
+
+
+def test_topk_and_confusion():
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5], [0.1, 0.8, 0.1]])
+    labels = np.array([0, 1, 1])
+    assert topk_accuracy(probs, labels, (1, 2)) == {"top1": pytest.approx(2 / 3), "top2": 1.0}
+    assert confusion_matrix(probs.argmax(1), labels, 3).tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
+
+
+def test_dense_task_trains_a_per_frame_model_and_infers(planted, tmp_path):
+    store, ann = planted
+    cfg = task_config(store, ann, tmp_path / "run", "frame-conv", dim=32)
+    summary = train(load_config(None, base=cfg), progress=False)
+    assert summary["task"] == "dense" and summary["metric"] == "mAP"
+    assert summary["test"]["mAP"] > 0.7, summary["test"]  # chance is the positive rate, ~0.15
+    assert "per-frame mAP (full" in summary["test"]["protocol"]
+    saved = np.load(tmp_path / "run" / "test_frames.npz")
+    assert saved["classes"].tolist() == ["jump", "throw", "spin"]
+    vid = sorted(k for k in saved.files if k.endswith("/scores"))[0]
+    assert saved[vid].shape[1] == 3 and saved[vid].shape[0] == saved[vid.replace("scores", "times")].shape[0]
+    out = tmp_path / "all.npz"
+    proc = subprocess.run([sys.executable, "-m", "detect", "infer", "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                           "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "dense predictions for 32 videos" in proc.stdout and len(np.load(out).files) == 1 + 2 * 32
+
+
+def test_clips_task_trains_a_clip_classifier(tmp_path):
+    store, ann = make_planted_clips(tmp_path / "clips")
+    cfg = task_config(store, ann, tmp_path / "run", "clip-pool", input_dim=12)
+    cfg["data"].update(train_split="train", val_split="train", test_split="test")
+    cfg["optim"].update(epochs=30, lr=1e-2)  # 3 steps per epoch
+    summary = train(load_config(None, base=cfg), progress=False)
+    assert summary["task"] == "clips" and summary["test"]["top1"] > 0.8, summary["test"]
+    assert np.asarray(summary["test"]["confusion"]).sum() == 6
+    results = json.loads((tmp_path / "run" / "test_clips.json").read_text())["results"]
+    assert len(results) == 6 and (tmp_path / "run" / "test_clips_confusion.png").stat().st_size > 1000
+    proc = subprocess.run([sys.executable, "-m", "detect", "eval", "--checkpoint", str(tmp_path / "run" / "best.pt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("test top-1"), proc.stderr
+
+
+def test_models_lists_every_registered_model_with_its_task_and_size():
+    proc = subprocess.run([sys.executable, "-m", "detect", "models", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) == set(MODELS)
+    assert rows["actionformer"]["task"] == "segments" and rows["frame-conv"]["task"] == "dense"
+    assert rows["clip-pool"]["task"] == "clips" and rows["actionmamba-dbm"]["streams"] == ["features"]
+    assert rows["actionformer"]["parameters"] == 29_251_612  # the official THUMOS14 I3D model's count
+
+
+def test_a_card_of_another_task_with_the_wrong_model_fails_in_one_line(planted, tmp_path):
+    store, ann = planted
+    cfg = task_config(store, ann, tmp_path / "run", "frame-conv")
+    cfg["data"]["dataset"] = "thumos14"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("error: model 'frame-conv' solves the 'dense' task, but dataset 'thumos14' is a "
+                                   "'segments' task")
