@@ -87,7 +87,7 @@ def test_missing_weights_name_the_download_command(videos, tmp_path, monkeypatch
 
 
 def test_rgb_and_flow_streams_share_the_grid(videos, weights_file, tmp_path):
-    from extract.cli_extract import i3d_model
+    from extract.extractors.i3d import i3d_model
 
     torch.manual_seed(0)
     raft = load_raft("raft_small", "cpu", pretrained=False)
