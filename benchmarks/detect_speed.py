@@ -5,8 +5,8 @@ included: iterations/s and peak GPU memory. Inference: a 212-video test set with
 lengths (300..6000 steps, batch 1, as ActionFormer evaluates), including decoding and Soft-NMS:
 ms per video.
 
-    python benchmarks/detect_speed.py                      # all backbones, cuda and torch backends
-    python benchmarks/detect_speed.py --backbones mamba-dbm --backends cuda
+    python benchmarks/detect_speed.py                      # all detectors, cuda and torch backends
+    python benchmarks/detect_speed.py --models actionmamba-dbm --backends cuda
 """
 from __future__ import annotations
 
@@ -16,17 +16,15 @@ import time
 
 import torch
 
-from detect.models.backbone import BackboneConfig
-from detect.models.detector import ActionDetector, DetectorConfig
+from detect.models import create_model
+from detect.models.detector import ActionDetector
 from detect.ops.graphs import clear_graphs
+from detect.tasks.segments import SegmentLoss, decode_video
 
 
-def make_model(backbone: str, backend: str) -> ActionDetector:
-    mamba = {"backend": backend} if backbone.startswith("mamba") else {}
-    cfg = DetectorConfig(num_classes=20, head_dim=512,
-                         backbone=BackboneConfig(name=backbone, input_dim=2048, embd_dim=512, mamba=mamba,
-                                                 drop_path=0.1 if backbone == "transformer" else 0.3))
-    return ActionDetector(cfg).cuda()
+def make_model(name: str, backend: str) -> ActionDetector:
+    backbone = {"input_dim": 2048, "embd_dim": 512, **({"backend": backend} if "mamba" in name else {})}
+    return create_model(name, num_classes=20, head_dim=512, backbone=backbone).cuda()
 
 
 def train_speed(model: ActionDetector, iters: int, g: torch.Generator) -> tuple[float, float]:
@@ -36,13 +34,13 @@ def train_speed(model: ActionDetector, iters: int, g: torch.Generator) -> tuple[
     segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"), torch.tensor([[40.0, 60.0]], device="cuda")]
     labels = [torch.tensor([3, 7], device="cuda"), torch.tensor([1], device="cuda")]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    criterion = SegmentLoss(model.cfg).cuda()
     model.train()
 
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(feats, mask)
-            loss = model.loss(out, segments, labels)["final_loss"]
+            loss = criterion(model(feats, mask), {"segments": segments, "labels": labels})["final_loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -61,19 +59,20 @@ def train_speed(model: ActionDetector, iters: int, g: torch.Generator) -> tuple[
 @torch.no_grad()
 def infer_speed(model: ActionDetector, videos: int, g: torch.Generator) -> float:
     model.eval()
+    pp = model.cfg.postprocess
     lengths = torch.randint(300, 6000, (videos,), generator=torch.Generator().manual_seed(0)).tolist()
     inputs = [torch.randn(1, 2048, -(-n // 32) * 32, device="cuda", generator=g) for n in lengths[:4]]
     for x in inputs:  # warm-up
-        model.detect(model(x, torch.ones(1, x.shape[-1], dtype=torch.bool, device="cuda")), 0)
+        decode_video(model(x, torch.ones(1, x.shape[-1], dtype=torch.bool, device="cuda")), 0, pp)
     torch.cuda.synchronize()
     start = time.perf_counter()
     for n in lengths:
-        padded = -(-n // model.max_stride) * model.max_stride
+        padded = -(-n // model.length_multiple) * model.length_multiple
         x = torch.randn(1, 2048, padded, device="cuda", generator=g)
         mask = torch.arange(padded, device="cuda")[None] < n
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = model(x, mask)
-        segs, scores, labels = model.detect(out, 0)
+        segs, scores, labels = decode_video(out, 0, pp)
         segs.cpu()
     torch.cuda.synchronize()
     return 1000 * (time.perf_counter() - start) / videos
@@ -81,7 +80,7 @@ def infer_speed(model: ActionDetector, videos: int, g: torch.Generator) -> float
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbones", default="transformer,mamba-vim,mamba-dbm")
+    p.add_argument("--models", default="actionformer,actionmamba-vim,actionmamba-dbm")
     p.add_argument("--backends", default="cuda,torch")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--videos", type=int, default=212)
@@ -89,8 +88,8 @@ def main() -> None:
     args = p.parse_args()
     g = torch.Generator(device="cuda").manual_seed(0)
     rows = []
-    for backbone in args.backbones.split(","):
-        for backend in (args.backends.split(",") if backbone.startswith("mamba") else ["-"]):
+    for backbone in args.models.split(","):
+        for backend in (args.backends.split(",") if "mamba" in backbone else ["-"]):
             torch.manual_seed(0)
             model = make_model(backbone, backend if backend != "-" else "torch")
             its, mem = train_speed(model, args.iters, g)
@@ -100,13 +99,13 @@ def main() -> None:
             del model
             clear_graphs()
             torch.cuda.empty_cache()
-    base = next((r for r in rows if r["backbone"] == "transformer"), rows[0])
+    base = next((r for r in rows if r["backbone"] == "actionformer"), rows[0])
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; train: batch 2 x 2048 x 2304, bf16; "
           f"inference: {args.videos} videos, batch 1, with Soft-NMS")
-    print(f"{'backbone':<13}{'backend':<9}{'params M':>9}{'train it/s':>12}{'vs transf.':>11}{'peak GiB':>10}"
+    print(f"{'model':<17}{'backend':<9}{'params M':>9}{'train it/s':>12}{'vs AF':>11}{'peak GiB':>10}"
           f"{'infer ms/video':>16}")
     for r in rows:
-        print(f"{r['backbone']:<13}{r['backend']:<9}{r['params_m']:>9.1f}{r['train_it_s']:>12.2f}"
+        print(f"{r['backbone']:<17}{r['backend']:<9}{r['params_m']:>9.1f}{r['train_it_s']:>12.2f}"
               f"{r['train_it_s'] / base['train_it_s']:>11.2f}{r['peak_gib']:>10.2f}{r['infer_ms_per_video']:>16.1f}")
     if args.json:
         with open(args.json, "w") as fh:
