@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     task = get_task(summary["task"])
     best, metric = summary["best_val"], summary["metric"]
     if best["epoch"] >= 0:
-        print(f"best validation {metric} {100 * best[metric]:.2f} at epoch {best['epoch']}")
+        print(f"best validation {metric.replace('_', ' ')} {100 * best[metric]:.2f} at epoch {best['epoch']}")
     if "test" in summary:
         print(f"test {task.headline(summary['test'])}")
     print(f"outputs in {summary['output']}")
