@@ -92,17 +92,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from .engine import inference_run
-    from .engine.run import length_multiple, use_amp
+    from .engine.run import predict_videos
 
     cfg, model, device = _trained(args)
     try:
         run = inference_run(cfg, args.store, args.annotations)
-        task = run.task
-        loader = task.loader(task.dataset(run.splits["all"], training=False), cfg.eval.batch_size, training=False,
-                             multiple=length_multiple(model))
-        predictions = task.predict(model, loader, device, amp=use_amp(cfg, device))
+        predictions = predict_videos(model, run, run.splits["all"], device)
     except USER_ERRORS as exc:
         raise _fail(exc) from None
+    task = run.task
     written = task.write_predictions(predictions, Path(args.out))
     print(f"wrote {task.name} predictions for {len(predictions)} videos to {', '.join(map(str, written))}")
     return 0

@@ -42,14 +42,20 @@ def use_amp(cfg: RunConfig, device: torch.device) -> bool:
     return cfg.optim.amp == "bf16" and device.type == "cuda"
 
 
-def evaluate_split(model: nn.Module, run: Run, video_ids: list[str], split: str, device: torch.device,
+def predict_videos(model: nn.Module, run: Run, video_ids: list[str], device: torch.device,
                    dataset=None) -> dict[str, Any]:
-    """Predictions of ``model`` on ``video_ids`` and their score (``predictions`` included)."""
+    """The task's predictions of ``model`` for ``video_ids`` (whole videos, no crops)."""
     task, cfg = run.task, run.cfg
     dataset = dataset or task.dataset(video_ids, training=False)
     loader = task.loader(dataset, cfg.eval.batch_size, training=False, multiple=length_multiple(model))
-    predictions = task.predict(model, loader, device, amp=use_amp(cfg, device))
-    return {**task.evaluate(predictions, video_ids, split), "predictions": predictions}
+    return task.predict(model, loader, device, amp=use_amp(cfg, device))
+
+
+def evaluate_split(model: nn.Module, run: Run, video_ids: list[str], split: str, device: torch.device,
+                   dataset=None) -> dict[str, Any]:
+    """Predictions of ``model`` on ``video_ids`` and their score (``predictions`` included)."""
+    predictions = predict_videos(model, run, video_ids, device, dataset)
+    return {**run.task.evaluate(predictions, video_ids, split), "predictions": predictions}
 
 
 def length_multiple(model: nn.Module) -> int:
