@@ -25,6 +25,8 @@ EXAMPLES = {
   python -m detect evaluate --annotations thumos14.json --detections runs/x/test_detections.json --split test \\
       --tiou 0.3,0.4,0.5,0.6,0.7 --clean-gt
   python -m detect evaluate --annotations anet.json --detections dets.json --dataset activitynet --json
+  python -m detect evaluate --annotations tsu.json --predictions runs/x/test_frames.npz --dataset tsu
+  python -m detect evaluate --annotations smg.json --predictions runs/x/test_clips.json --split test
 """,
 }
 
@@ -33,7 +35,12 @@ def _fail(exc: BaseException) -> SystemExit:
     return SystemExit(f"error: {exc}")
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError)  # ConfigError, DataError, RegistryError among them
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's mistake raises (bad config, data, store, name, path): one line, exit 1."""
+    from extract.registry import RegistryError
+    from extract.store import StoreError
+
+    return ValueError, FileNotFoundError, RegistryError, StoreError  # ConfigError, DataError are ValueErrors
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -45,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         summary = train(cfg, resume=args.resume, device=args.device, stop_after_epoch=args.stop_after_epoch)
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         raise _fail(exc) from None
     if not is_main_process():  # under torchrun, rank 0 reports
         return 0
@@ -68,7 +75,7 @@ def _trained(args: argparse.Namespace):
 
     try:
         cfg, model, _ = load_trained(args.checkpoint, args.overrides)
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         raise _fail(exc) from None
     device = default_device()
     return cfg, model.to(device), device
@@ -83,7 +90,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not run.splits.get(args.split):
             raise ValueError(f"split {args.split!r} has no videos (have {sorted(k for k, v in run.splits.items() if v)})")
         result = evaluate_split(model, run, run.splits[args.split], args.split, device)
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         raise _fail(exc) from None
     result.pop("predictions")
     print(json.dumps(result, indent=2) if args.json else f"{args.split} {run.task.headline(result)}")
@@ -98,7 +105,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     try:
         run = inference_run(cfg, args.store, args.annotations)
         predictions = predict_videos(model, run, run.splits["all"], device)
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         raise _fail(exc) from None
     task = run.task
     written = task.write_predictions(predictions, Path(args.out))
@@ -122,27 +129,70 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predictions_task(path: Path, card) -> str:
+    """The task a predictions file belongs to: the card's, else by its format."""
+    if card is not None:
+        from .tasks import task_for_card
+
+        return task_for_card(card.task)
+    if path.suffix == ".npz":
+        return "dense"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return "clips" if "classes" in data and isinstance(next(iter(data["results"].values()), None), dict) else "segments"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a predictions file against annotations: detection mAP, per-frame mAP or top-k."""
+    card = None
+    try:
+        if args.dataset:
+            from extract.cards import load_card
+
+            card = load_card(args.dataset)
+        path = Path(args.predictions)
+        task = args.task or _predictions_task(path, card)
+        if task == "segments":
+            return _evaluate_detections(args, card)
+        from extract.annotations import load_annotations
+
+        annotations = load_annotations(args.annotations)
+        ids = sorted(annotations.subset(args.split))
+        if not ids:
+            raise ValueError(f"subset {args.split!r} of {args.annotations} has no videos")
+        if task == "dense":
+            from .tasks.dense import read_frame_predictions, score_frames
+
+            predictions, classes = read_frame_predictions(path)
+            mode = args.frame_map or (card.evaluation.get("mode", "full") if card else "full")
+            result = score_frames(predictions, annotations, ids, classes, mode)
+            line = f"per-frame mAP {100 * result['mAP']:.2f} ({result['protocol']})"
+        else:
+            from .tasks.clips import read_clip_predictions, score_clips
+
+            predictions, classes = read_clip_predictions(path)
+            result = score_clips(predictions, annotations, ids, classes, args.split)
+            line = f"top-1 {100 * result['top1']:.2f}  top-5 {100 * result['top5']:.2f} ({result['protocol']})"
+    except (OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
+        raise _fail(exc) from None
+    print(json.dumps(result, indent=2) if args.json else line)
+    return 0
+
+
+def _evaluate_detections(args: argparse.Namespace, card) -> int:
     import warnings
 
     from .metrics import evaluate_detections
 
     tiou, clean = None, args.clean_gt
-    if args.dataset:
-        from extract.cards import load_card
-
-        card = load_card(args.dataset)
+    if card is not None:
         tiou = card.evaluation.get("tiou")
         clean = clean or card.evaluation.get("protocol") == "clean-gt"
     if args.tiou:
         tiou = [float(t) for t in args.tiou.split(",")]
     tiou = tiou or [0.5 + 0.05 * i for i in range(10)]
-    try:
-        gt = json.loads(Path(args.annotations).read_text())["database"]
-        dets = json.loads(Path(args.detections).read_text())
-        results = dets["results"] if "results" in dets else dets
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    gt = json.loads(Path(args.annotations).read_text())["database"]
+    dets = json.loads(Path(args.predictions).read_text())
+    results = dets["results"] if "results" in dets else dets
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         result = evaluate_detections(gt, results, args.split, tiou, clean_gt=clean,
@@ -220,15 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["models"], formatter_class=raw)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
-    p = sub.add_parser("evaluate", help="ActivityNet-style detection mAP of a detections file",
+    p = sub.add_parser("evaluate", help="score a predictions file: detection mAP, per-frame mAP or top-k",
                        epilog=EXAMPLES["evaluate"], formatter_class=raw)
     p.add_argument("--annotations", required=True, help="ground truth (ActivityNet/canonical JSON)")
-    p.add_argument("--detections", required=True, help='{"results": {video: [{label, score, segment}]}}')
+    p.add_argument("--predictions", "--detections", dest="predictions", required=True,
+                   help='detections JSON {"results": {video: [{label, score, segment}]}}, or a dense .npz / clips '
+                        'JSON written by train or infer')
     p.add_argument("--split", default="test", help="subset to evaluate (default test)")
-    p.add_argument("--tiou", help="comma-separated thresholds (default: the card's, else 0.5:0.05:0.95)")
-    p.add_argument("--dataset", help="dataset card: thresholds and protocol")
-    p.add_argument("--clean-gt", action="store_true", help="drop duplicate and zero-length ground truth")
-    p.add_argument("--restrict-to-subset", action="store_true", help="ignore predictions on videos outside --split")
+    p.add_argument("--task", choices=("segments", "dense", "clips"),
+                   help="default: the --dataset card's, else from the file (.npz: dense)")
+    p.add_argument("--dataset", help="dataset card: task, thresholds and protocol")
+    p.add_argument("--tiou", help="segments: comma-separated thresholds (default: the card's, else 0.5:0.05:0.95)")
+    p.add_argument("--clean-gt", action="store_true", help="segments: drop duplicate and zero-length ground truth")
+    p.add_argument("--restrict-to-subset", action="store_true",
+                   help="segments: ignore predictions on videos outside --split")
+    p.add_argument("--frame-map", choices=("full", "sampled-25"), help="dense: per-frame mAP mode (default: card's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("plot", help="draw ground truth and detections of one video on a timeline")

@@ -91,3 +91,26 @@ def test_a_card_of_another_task_with_the_wrong_model_fails_in_one_line(planted, 
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("error: model 'frame-conv' solves the 'dense' task, but dataset 'thumos14' is a "
                                    "'segments' task")
+
+
+def test_evaluate_dispatches_on_the_predictions_file(planted, tmp_path):
+    store, ann = planted
+    cfg = task_config(store, ann, tmp_path / "run", "frame-conv", dim=32)
+    summary = train(load_config(None, base=cfg), progress=False)
+    run = [sys.executable, "-m", "detect", "evaluate", "--annotations", str(ann), "--split", "testing", "--json"]
+    proc = subprocess.run(run + ["--predictions", str(tmp_path / "run" / "test_frames.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["mAP"] == pytest.approx(summary["test"]["mAP"])
+    proc = subprocess.run(run[:-1] + ["--predictions", str(tmp_path / "run" / "test_frames.npz"), "--split", "training"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "have no predictions" in proc.stderr
+
+
+def test_a_missing_store_is_one_line(planted, tmp_path):
+    store, ann = planted
+    cfg = task_config(tmp_path / "nowhere", ann, tmp_path / "run", "frame-conv")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "nowhere" in proc.stderr

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from extract.annotations import AnnotationSet
+
 from ..data.clips import ClipDataset, clip_label, collate_clips
 from ..metrics import confusion_matrix, topk_accuracy
 from ..models.outputs import ClipOutput
@@ -29,6 +31,26 @@ class ClipLoss(nn.Module):
     def forward(self, out: ClipOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         labels = batch["labels"].to(out.logits.device)
         return {"final_loss": F.cross_entropy(out.logits.float(), labels, label_smoothing=self.label_smoothing)}
+
+
+def score_clips(predictions: dict[str, np.ndarray], annotations: AnnotationSet, video_ids: list[str],
+                classes: list[str], split: str) -> dict[str, Any]:
+    """Top-1 / top-5 and the confusion matrix of per-clip probabilities ``(K,)``."""
+    missing = [vid for vid in video_ids if vid not in predictions]
+    if missing:
+        raise ValueError(f"{len(missing)} clips have no predictions, e.g. {missing[:3]}")
+    labels = np.asarray([clip_label(annotations, vid, classes) for vid in video_ids])
+    probs = np.stack([np.asarray(predictions[vid], dtype=np.float64) for vid in video_ids])
+    result: dict[str, Any] = topk_accuracy(probs, labels)
+    result["confusion"] = confusion_matrix(probs.argmax(1), labels, len(classes)).tolist()
+    result["protocol"] = f"top-1 / top-5 accuracy over {len(video_ids)} clips of subset {split!r}"
+    return result
+
+
+def read_clip_predictions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """What :meth:`ClipsTask.write_predictions` wrote: per-clip probabilities and the classes."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {vid: np.asarray(r["scores"]) for vid, r in data["results"].items()}, data["classes"]
 
 
 @TASKS.register("clips")
@@ -59,12 +81,7 @@ class ClipsTask(Task):
         return results
 
     def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
-        labels = np.asarray([clip_label(self.annotations, vid, self.classes) for vid in video_ids])
-        probs = np.stack([predictions[vid] for vid in video_ids])
-        result: dict[str, Any] = topk_accuracy(probs, labels)
-        result["confusion"] = confusion_matrix(probs.argmax(1), labels, len(self.classes)).tolist()
-        result["protocol"] = f"top-1 / top-5 accuracy over {len(video_ids)} clips of subset {split!r}"
-        return result
+        return score_clips(predictions, self.annotations, video_ids, self.classes, split)
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """JSON: top label and probabilities per clip; with an evaluation ``result``, the

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from extract.annotations import AnnotationSet
+
 from ..data.dense import DenseDataset, collate_dense, frame_targets
 from ..metrics import frame_map
 from ..models.outputs import FrameOutput
@@ -41,6 +43,35 @@ class DenseLoss(nn.Module):
             losses["aux_loss"] = sum(masked_bce(a, target, mask) for a in out.aux_logits)
         losses["final_loss"] = losses["frame_loss"] + self.aux_weight * losses.get("aux_loss", 0.0)
         return losses
+
+
+def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: AnnotationSet, video_ids: list[str],
+                 classes: list[str], mode: str) -> dict[str, Any]:
+    """Per-frame mAP of ``predictions`` (``scores (T, K)`` and ``times (T,)`` per video) against
+    the annotations of ``video_ids``; every one of them needs predictions."""
+    missing = [vid for vid in video_ids if vid not in predictions]
+    if missing:
+        raise ValueError(f"{len(missing)} videos have no predictions, e.g. {missing[:3]}")
+    index = {name: i for i, name in enumerate(classes)}
+    scores, targets = [], []
+    for vid in video_ids:
+        rows = [(a.segment[0], a.segment[1], index[a.label]) for a in annotations.database[vid].annotations
+                if a.segment is not None and a.label in index]
+        scores.append(predictions[vid]["scores"])
+        targets.append(frame_targets(predictions[vid]["times"], rows, len(classes)))
+    result = frame_map(scores, targets, mode)
+    return {"mAP": result.map, "per_class_ap": dict(zip(classes, result.per_class_ap)), "protocol": result.protocol}
+
+
+def read_frame_predictions(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """What :meth:`DenseTask.write_predictions` wrote: per-video predictions and the classes."""
+    with np.load(path, allow_pickle=False) as data:
+        predictions: dict[str, dict[str, np.ndarray]] = {}
+        for key in data.files:
+            if key != "classes":
+                vid, _, field = key.rpartition("/")
+                predictions.setdefault(vid, {})[field] = data[key]
+        return predictions, data["classes"].tolist()
 
 
 @TASKS.register("dense")
@@ -83,16 +114,7 @@ class DenseTask(Task):
         return results
 
     def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
-        index = {name: i for i, name in enumerate(self.classes)}
-        scores, targets = [], []
-        for vid in video_ids:
-            rows = [(a.segment[0], a.segment[1], index[a.label]) for a in self.annotations.database[vid].annotations
-                    if a.segment is not None and a.label in index]
-            scores.append(predictions[vid]["scores"])
-            targets.append(frame_targets(predictions[vid]["times"], rows, len(self.classes)))
-        result = frame_map(scores, targets, self.mode())
-        return {"mAP": result.map, "per_class_ap": dict(zip(self.classes, result.per_class_ap)),
-                "protocol": result.protocol}
+        return score_frames(predictions, self.annotations, video_ids, self.classes, self.mode())
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """An ``.npz``: ``classes``, and per video ``{id}/scores`` ``(T, K)`` and ``{id}/times`` (s)."""
