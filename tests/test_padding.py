@@ -12,7 +12,7 @@ from detect.models import create_model
 DETECTORS = ["actionformer", "actionformer-conv", "actionmamba-vim", "actionmamba-dbm"]
 
 
-def _trained_like(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+def trained_like(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -30,7 +30,7 @@ def _trained_like(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return model
 
 
-def _outputs(model, out, index, length):
+def valid_outputs(out, index, length):
     """Valid steps of every level of video ``index``: logits and offsets."""
     rows = []
     for logits, offsets, stride in zip(out.cls_logits, out.offsets, out.strides):
@@ -47,7 +47,7 @@ def test_a_video_alone_and_batched_with_a_longer_one_gives_the_same_outputs(name
                backbone={"input_dim": 8, "embd_dim": 16, "arch": [2, 2, 3]})
     if name == "actionformer":
         cfg["backbone"]["window"] = 5
-    model = _trained_like(create_model(name, **cfg), seed=1).double().eval()
+    model = trained_like(create_model(name, **cfg), seed=1).double().eval()
     g = torch.Generator().manual_seed(2)
     video, other = torch.randn(8, length, generator=g, dtype=torch.float64), torch.randn(8, 90, generator=g,
                                                                                          dtype=torch.float64)
@@ -57,7 +57,7 @@ def test_a_video_alone_and_batched_with_a_longer_one_gives_the_same_outputs(name
     batch[0, :, :90], batch[1, :, :length] = other, video
     out_alone = model(alone, torch.arange(40)[None] < length)
     out_batch = model(batch, torch.arange(96)[None] < torch.tensor([[90], [length]]))
-    for a, b in zip(_outputs(model, out_alone, 0, length), _outputs(model, out_batch, 1, length)):
+    for a, b in zip(valid_outputs(out_alone, 0, length), valid_outputs(out_batch, 1, length)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
 
 
