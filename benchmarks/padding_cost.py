@@ -49,7 +49,7 @@ def main() -> None:
     g = torch.Generator(device="cuda").manual_seed(0)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; train batch 2 x 2048 x 2304 bf16; "
           f"inference {args.videos} videos; {args.reps} interleaved repetitions, medians (min-max)")
-    print(f"{'model':<17}{'train it/s exact':>22}{'leaky':>22}{'ratio':>7}{'infer ms exact':>22}{'leaky':>22}{'ratio':>7}")
+    print(f"{'model':<17}{'train it/s exact':>22}{'leaky':>22}{'ratio':>8}  {'infer ms exact':>24}{'leaky':>24}{'ratio':>8}")
     for name in args.models.split(","):
         torch.manual_seed(0)
         model = make_model(name, "cuda")
@@ -61,9 +61,9 @@ def main() -> None:
         its = {v: [r[0] for r in runs[v]] for v in runs}
         ms = {v: [r[1] for r in runs[v]] for v in runs}
         print(f"{name:<17}{spread(its['exact']):>22}{spread(its['leaky']):>22}"
-              f"{statistics.median(its['exact']) / statistics.median(its['leaky']):>7.3f}"
-              f"{spread(ms['exact']):>22}{spread(ms['leaky']):>22}"
-              f"{statistics.median(ms['exact']) / statistics.median(ms['leaky']):>7.3f}")
+              f"{statistics.median(its['exact']) / statistics.median(its['leaky']):>8.3f}  "
+              f"{spread(ms['exact']):>24}{spread(ms['leaky']):>24}"
+              f"{statistics.median(ms['exact']) / statistics.median(ms['leaky']):>8.3f}")
         del model
         torch.cuda.empty_cache()
 
