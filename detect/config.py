@@ -206,7 +206,8 @@ def task_name(cfg: RunConfig) -> str:
 
 
 def check_task(cfg: RunConfig) -> None:
-    """The model must solve the run's task and find the streams it reads."""
+    """The model must solve the run's task and find the streams it reads; options of other
+    tasks must keep their defaults (they would be silently ignored)."""
     from .tasks import TASKS
 
     entry, task = model_entry(cfg.model.name), task_name(cfg)
@@ -219,6 +220,12 @@ def check_task(cfg: RunConfig) -> None:
     if missing:
         raise ConfigError(f"model {entry.name!r} reads streams {list(entry.streams)}, but data.streams has no "
                           f"{missing} (it has {sorted(cfg.data.streams)})")
+    defaults = {"data": DataConfig(streams={"x": []}, annotations=""), "eval": EvalConfig()}
+    for other, task_class in TASKS.items():
+        for key in sorted(task_class.options - TASKS.get(task).options):
+            section, name = key.split(".")
+            if getattr(getattr(cfg, section), name) != getattr(defaults[section], name):
+                raise ConfigError(f"{key} applies to the {other!r} task only; this run is a {task!r} task")
 
 
 def to_dict(cfg: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from planted import make_planted, make_planted_clips, task_config
 
-from detect.config import load_config
+from detect.config import ConfigError, load_config
 from detect.engine import train
 from detect.metrics import confusion_matrix, frame_map, topk_accuracy
 from detect.metrics.frame_map import average_precision, sample_steps
@@ -114,3 +114,18 @@ def test_a_missing_store_is_one_line(planted, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "nowhere" in proc.stderr
+
+
+def test_an_option_of_another_task_is_an_error_not_ignored(planted, tmp_path):
+    store, ann = planted
+    cfg = task_config(store, ann, tmp_path / "run", "frame-conv")
+    cfg["data"]["resize_to"] = 100
+    with pytest.raises(ConfigError, match="data.resize_to applies to the 'segments' task only; this run is a 'dense'"):
+        load_config(None, base=cfg)
+    cfg = task_config(store, ann, tmp_path / "run", "clip-pool")
+    cfg["eval"]["frame_map"] = "sampled-25"
+    with pytest.raises(ConfigError, match="eval.frame_map applies to the 'dense' task only"):
+        load_config(None, base=cfg)
+    cfg["eval"]["frame_map"] = None
+    cfg["eval"]["label_smoothing"] = 0.1
+    assert load_config(None, base=cfg).eval.label_smoothing == 0.1

@@ -24,6 +24,7 @@ class Task:
     metric: ClassVar[str]                 # key of :meth:`evaluate`'s result that selects models; higher is better
     collate_fn: ClassVar[Callable]        # ``(items, pad_to, multiple) -> batch``, batch["inputs"] feeds the model
     prediction_suffix: ClassVar[str]      # predictions of split s are written to ``{s}{suffix}``
+    options: ClassVar[frozenset[str]] = frozenset()  # the task-specific ``data.*`` / ``eval.*`` keys it reads
 
     def __init__(self, cfg, annotations: AnnotationSet, streams: StreamSet) -> None:
         self.cfg, self.annotations, self.streams = cfg, annotations, streams

@@ -60,6 +60,7 @@ class ClipsTask(Task):
     metric = "top1"
     collate_fn = staticmethod(collate_clips)
     prediction_suffix = "_clips.json"
+    options = frozenset({"eval.label_smoothing"})
 
     def dataset(self, video_ids: list[str], *, training: bool) -> ClipDataset:
         return ClipDataset(self.streams, self.annotations, video_ids, self.classes, training=training,

@@ -81,6 +81,7 @@ class DenseTask(Task):
     metric = "mAP"
     collate_fn = staticmethod(collate_dense)
     prediction_suffix = "_frames.npz"
+    options = frozenset({"eval.frame_map", "eval.aux_weight"})
 
     def dataset(self, video_ids: list[str], *, training: bool) -> DenseDataset:
         return DenseDataset(self.streams, self.annotations, video_ids, self.classes, training=training,

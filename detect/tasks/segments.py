@@ -91,6 +91,9 @@ class SegmentsTask(Task):
     metric = "average_mAP"
     collate_fn = staticmethod(collate_segments)
     prediction_suffix = "_detections.json"
+    options = frozenset({"data.trunc_thresh", "data.crop_ratio", "data.downsample_rate", "data.resize_to",
+                         "data.class_agnostic", "eval.tiou", "eval.clean_gt", "eval.ext_score_file",
+                         "eval.fusion_topk", "eval.fusion_mode"})
 
     def num_model_classes(self) -> int:
         return 1 if self.cfg.data.class_agnostic else len(self.classes)
