@@ -113,6 +113,17 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from .engine.upgrade import upgrade_checkpoint
+
+    try:
+        cfg = upgrade_checkpoint(args.old, args.new)
+    except (*_user_errors(), KeyError) as exc:
+        raise _fail(exc) from None
+    print(f"wrote {args.new}: model {cfg['model']['name']}, streams {cfg['data']['streams']}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import describe_models
 
@@ -266,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "JSON (clips)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_infer)
+    p = sub.add_parser("upgrade", help="rewrite a checkpoint of the layout before the model registry")
+    p.add_argument("old", help="best.pt or last.pt written before model.name existed")
+    p.add_argument("new", help="where to write the upgraded checkpoint")
+    p.set_defaults(func=cmd_upgrade)
     p = sub.add_parser("models", help="list the registered models: task, input streams, parameters",
                        epilog=EXAMPLES["models"], formatter_class=raw)
     p.add_argument("--json", action="store_true")

@@ -147,15 +147,30 @@ def _model_class(section: Any) -> type:
     if not isinstance(section, dict):
         raise ConfigError(f"model: expected a mapping, got {section!r}")
     if "name" not in section:
-        old = (section.get("backbone") or {}).get("name") if isinstance(section.get("backbone"), dict) else None
-        hint = (f"; this is an old-style config: replace model.backbone.name: {old} by model.name: "
-                f"{OLD_BACKBONES.get(old, '...')}, move model.backbone.mamba.* up into model.backbone, and "
-                f"data.stores: [...] becomes data.streams: {{features: [...]}}") if old else ""
-        raise ConfigError(f"model.name is missing (see `python -m detect models`){hint}")
+        raise ConfigError("model.name is missing (see `python -m detect models`)")
     try:
         return model_entry(section["name"]).config
     except RegistryError as exc:
         raise ConfigError(f"model.name: {exc}") from None
+
+
+def _check_layout(data: dict[str, Any]) -> None:
+    """Refuse a config of the layout before the model registry, saying what to change."""
+    model, section = data.get("model"), data.get("data")
+    backbone = model.get("backbone") if isinstance(model, dict) else None
+    old = backbone.get("name") if isinstance(backbone, dict) and "name" not in model else None
+    stores = isinstance(section, dict) and "stores" in section
+    if not old and not stores:
+        return
+    edits = []
+    if old:
+        edits.append(f"replace model.backbone.name: {old} by model.name: {OLD_BACKBONES.get(old, '...')} and move "
+                     f"model.backbone.mamba.* up into model.backbone")
+    if stores:
+        edits.append("write data.stores: [...] as data.streams: {features: [...]} (stores of one stream are "
+                     "concatenated on channels)")
+    raise ConfigError(f"this config has the layout before the model registry: {'; '.join(edits)}. A checkpoint of "
+                      f"that layout converts with `python -m detect upgrade OLD.pt NEW.pt`")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -184,9 +199,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[s
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     data = apply_overrides(data, list(overrides))
-    if isinstance(data.get("data"), dict) and "stores" in data["data"]:
-        raise ConfigError("data.stores is now data.streams: write data.streams: {features: [store, ...]} "
-                          "(stores of one stream are concatenated on channels)")
+    _check_layout(data)
     cfg = _build(RunConfig, data, "")
     check_task(cfg)
     return cfg

@@ -99,7 +99,7 @@ def test_old_style_configs_say_how_to_update():
         load_config(None, base=old)
     old = tiny_config("s", "a", "o")
     old["data"]["stores"] = old["data"].pop("streams")["features"]
-    with pytest.raises(ConfigError, match=r"data.streams: \{features"):
+    with pytest.raises(ConfigError, match=r"as data.streams: \{features"):
         load_config(None, base=old)
 
 
