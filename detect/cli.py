@@ -176,16 +176,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             predictions, classes = read_frame_predictions(path)
             mode = args.frame_map or (card.evaluation.get("mode", "full") if card else "full")
             result = score_frames(predictions, annotations, ids, classes, mode)
-            line = f"per-frame mAP {100 * result['mAP']:.2f} ({result['protocol']})"
         else:
             from .tasks.clips import read_clip_predictions, score_clips
 
             predictions, classes = read_clip_predictions(path)
             result = score_clips(predictions, annotations, ids, classes, args.split)
-            line = f"top-1 {100 * result['top1']:.2f}  top-5 {100 * result['top5']:.2f} ({result['protocol']})"
     except (OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
         raise _fail(exc) from None
-    print(json.dumps(result, indent=2) if args.json else line)
+    from .tasks import get_task
+
+    print(json.dumps(result, indent=2) if args.json else get_task(task).headline(result))
     return 0
 
 
