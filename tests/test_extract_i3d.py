@@ -148,3 +148,47 @@ def test_torchrun_ranks_split_the_videos(videos, weights_file, tmp_path):
     owned = [sum(owner_rank(shard_of(v, 16), 2) == rank for v in good) for rank in range(2)]
     assert written == owned  # each rank wrote exactly its own share
     assert open_store(tmp_path / "s").ids == good
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_killing_only_the_main_process_leaves_no_lock_behind(weights_file, tmp_path):
+    """An OOM kill hits the main process only; its decoding workers live on for a while. They
+    must not keep the shard locks: resume and `extract recover` work at once."""
+    import os
+    import signal
+    import time
+
+    (tmp_path / "v").mkdir()
+    for i in range(6):
+        make_video(tmp_path / "v" / f"clip{i}", 120, fps=25.0, width=64, height=64, seed=i)
+    args = [sys.executable, "-m", "extract", "i3d", "--video-dir", str(tmp_path / "v"), "--out", str(tmp_path / "s"),
+            "--weights", str(weights_file), "--size", "64", "--device", "cpu", "--workers", "2", "--batch-size", "2",
+            "--shards", "2"]
+    main = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (len(list((tmp_path / "s" / "locks").glob("shard-*.lock"))) == 2
+                                           and len(_children(main.pid)) >= 2):
+        time.sleep(0.05)
+    workers = _children(main.pid)
+    assert len(workers) >= 2, "the run never started its workers"
+    os.kill(main.pid, signal.SIGKILL)
+    main.wait()
+    try:
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+        assert alive, "the workers died with the main process: nothing to test"
+        recover = subprocess.run([sys.executable, "-m", "extract", "recover", str(tmp_path / "s")],
+                                 capture_output=True, text=True, timeout=120)
+        assert recover.returncode == 0, recover.stderr
+        resume = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=240)
+        assert resume.returncode == 0, resume.stderr
+        assert len(open_store(tmp_path / "s")) == 6
+    finally:
+        for w in workers:
+            try:
+                os.kill(w, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -6,26 +6,27 @@ A video's shard is ``crc32(id) % num_shards`` and shard ``s`` belongs to rank
 the full list of videos: it gets back its own share, minus what is done. No two processes
 ever write the same file; an ``flock`` on ``locks/shard-S.lock`` turns an accidental second
 writer (two runs started with the same rank) into a clear error instead of a corrupt shard,
-and is released by the kernel when its holder dies, even by SIGKILL.
+and is released by the kernel when its holder dies, even by SIGKILL (see :mod:`.lock`: forked
+children never keep it, and a stale lock of a dead writer is reclaimed).
 """
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
 import secrets
 import warnings
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import Iterable
 
 import h5py
 import numpy as np
 
-from .errors import BadArrayError, ShardLockedError, StoreError
+from .errors import BadArrayError, StoreError
 from .grid import count_snippets
 from .layout import (FAILURES, LOCKS, SHARDS, STAGING, STORE_JSON, VIDEOS_GROUP, checksum, has_nonfinite,
                      new_segment_stem, owner_rank, parse_segment_name, shard_file, shard_of, video_id_of)
+from .lock import ShardLock
 from .meta import StoreInfo, VideoMeta
 from .reader import load_store_info
 from .segment import SegmentWriter, recover_segment
@@ -66,7 +67,7 @@ def create_or_join(path: Path, info: StoreInfo) -> StoreInfo:
 class _ShardState:
     """What one writer knows about a shard it owns: its lock, done and failed ids, open segment."""
 
-    def __init__(self, lock: TextIO, done: set[str], failed: dict[str, str],
+    def __init__(self, lock: ShardLock, done: set[str], failed: dict[str, str],
                  recovered: list[str], lost: list[tuple[str, str]]) -> None:
         self.lock, self.done, self.failed = lock, done, failed
         self.recovered, self.lost = recovered, lost
@@ -75,19 +76,7 @@ class _ShardState:
 
 def _claim_shard(path: Path, info: StoreInfo, shard: int) -> _ShardState:
     """Lock a shard for writing, seal what crashed writers left of it, and load its done/failed ids."""
-    lock = open(shard_file(path, LOCKS, shard, ".lock"), "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "unknown"
-        lock.close()
-        raise ShardLockedError(f"shard {shard} of {path} is being written by another process "
-                               f"({holder}); is a second run using the same rank?") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    lock.flush()
+    lock = ShardLock(shard_file(path, LOCKS, shard, ".lock"), f"shard {shard} of {path}")
     recovered: list[str] = []
     lost: list[tuple[str, str]] = []
     for journal in sorted((path / STAGING).glob(f"shard-{shard:05d}-*.journal")):
