@@ -230,3 +230,39 @@ def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch):
         resolve_checkpoint("hf://me/best.pt")
     with pytest.raises(SystemExit, match="error: 'hf://me/best.pt' is not hf://ORG/REPO/FILE"):
         cli.main(["eval", "--checkpoint", "hf://me/best.pt"])
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resuming(planted, tmp_path):
+    store, ann = planted
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=1))
+    train(cfg, progress=False, stop_after_epoch=0)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=1)))
+    proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: {tmp_path / 'run'} holds a run (last.pt, log.jsonl): pass "
+                                   f"--resume to continue it, or output=<new folder> to start another")
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before  # nothing touched
+    assert train(cfg, progress=False, resume=True)["epochs"] == 2
+
+
+def test_two_trainings_cannot_write_one_folder(planted, tmp_path):
+    import os
+
+    from extract.store.lock import WriterLock
+
+    store, ann = planted
+    (tmp_path / "run").mkdir()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=1)))
+    held = WriterLock(tmp_path / "run" / ".lock", "run folder")  # a training in progress (this process)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                              capture_output=True, text=True)
+    finally:
+        held.close()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: run folder {tmp_path / 'run'} is being written by another process "
+                                  f"(pid {os.getpid()} on ")
+    assert proc.stderr.strip().endswith("wait for it or train into another output=")
+    assert not (tmp_path / "run" / "log.jsonl").exists()

@@ -67,19 +67,55 @@ def _scores(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "predictions"}
 
 
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
+
+
+class RunExistsError(ValueError):
+    """The output folder holds another run; the message says how to continue or start anew."""
+
+
+def check_output(out: Path, resume: bool) -> None:
+    """Refuse to train into a folder that holds a run unless resuming it (nothing is clobbered)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not resume:
+        raise RunExistsError(f"{out} holds a run ({', '.join(found)}): pass --resume to continue it, or "
+                             f"output=<new folder> to start another")
+    if resume and found and not (out / "last.pt").exists():
+        raise RunExistsError(f"{out} holds a finished or broken run without last.pt: nothing to resume")
+
+
 def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progress: bool = True,
           stop_after_epoch: int | None = None) -> dict[str, Any]:
     """Train, select on validation, evaluate the best checkpoint on test. Returns a summary.
 
     ``stop_after_epoch`` ends the run after that epoch, checkpointed, as a preempted job would;
-    ``resume`` continues it exactly.
+    ``resume`` continues it exactly. A folder that holds a run is refused without ``resume``, and
+    the run folder is locked while rank 0 writes it.
     """
-    from tqdm import tqdm
+    from extract.store.lock import WriterLock
 
+    out = Path(cfg.output)
+    check_output(out, resume)  # every rank, before any of them can write (the process group is a barrier)
     rank, world, local_rank = init_distributed()
     dev = torch.device(device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"))
-    out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
+    lock = WriterLock(out / ".lock", f"run folder {out}", "wait for it or train into another output=") \
+        if rank == 0 else None
+    try:
+        if lock is not None:
+            check_output(out, resume)  # again under the lock: another run may have finished meanwhile
+        return _train(cfg, resume, dev, rank, world, progress, stop_after_epoch)
+    finally:
+        if lock is not None:
+            lock.close()
+        close_distributed(world)
+
+
+def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: int, progress: bool,
+           stop_after_epoch: int | None) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    out = Path(cfg.output)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -194,5 +230,4 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
         from ..plot import plot_curves
 
         plot_curves(out / "log.jsonl", out / "curves.png")
-    close_distributed(world)
     return summary

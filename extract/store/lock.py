@@ -1,4 +1,5 @@
-"""Shard locks: one writer per shard, released when it dies, never kept alive by its children.
+"""Writer locks (store shards, run folders): one writer each, released when it dies, never kept
+alive by its children.
 
 A writer ``flock``s ``locks/shard-S.lock`` and records ``pid P on HOST`` in it. Two things
 could keep a lock after its writer dies:
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from .errors import ShardLockedError
 
-_HELD: "weakref.WeakSet[ShardLock]" = weakref.WeakSet()
+_HELD: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()
 
 
 def _drop_in_child() -> None:
@@ -60,11 +61,12 @@ def _is_stale(holder: str) -> bool:
     return parts[3] == socket.gethostname() and not _pid_alive(int(parts[1]))
 
 
-class ShardLock:
-    """The exclusive lock of one shard; ``close()`` releases it."""
+class WriterLock:
+    """The exclusive lock of one writer of ``what`` (a shard, a run folder); ``close()`` releases it.
+    ``hint`` ends the message when someone else holds it."""
 
-    def __init__(self, path: Path, what: str) -> None:
-        self.path, self.what, self.fd = path, what, None
+    def __init__(self, path: Path, what: str, hint: str = "is a second run using the same rank?") -> None:
+        self.path, self.what, self.hint, self.fd = path, what, hint, None
         fd = self._try(path)
         if fd is None:
             fd = self._reclaim()
@@ -94,8 +96,7 @@ class ShardLock:
             holder = _holder(probe) or "unknown"
             os.close(probe)
             if not _is_stale(holder):
-                raise ShardLockedError(f"{self.what} is being written by another process ({holder}); "
-                                       f"is a second run using the same rank?")
+                raise ShardLockedError(f"{self.what} is being written by another process ({holder}); {self.hint}")
             fresh = self.path.with_name(f".{self.path.name}.{os.getpid()}")
             fd = self._try(fresh)
             if fd is None:

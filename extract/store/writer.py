@@ -26,7 +26,7 @@ from .errors import BadArrayError, StoreError
 from .grid import count_snippets
 from .layout import (FAILURES, LOCKS, SHARDS, STAGING, STORE_JSON, VIDEOS_GROUP, checksum, has_nonfinite,
                      new_segment_stem, owner_rank, parse_segment_name, shard_file, shard_of, video_id_of)
-from .lock import ShardLock
+from .lock import WriterLock
 from .meta import StoreInfo, VideoMeta
 from .reader import load_store_info
 from .segment import SegmentWriter, recover_segment
@@ -67,7 +67,7 @@ def create_or_join(path: Path, info: StoreInfo) -> StoreInfo:
 class _ShardState:
     """What one writer knows about a shard it owns: its lock, done and failed ids, open segment."""
 
-    def __init__(self, lock: ShardLock, done: set[str], failed: dict[str, str],
+    def __init__(self, lock: WriterLock, done: set[str], failed: dict[str, str],
                  recovered: list[str], lost: list[tuple[str, str]]) -> None:
         self.lock, self.done, self.failed = lock, done, failed
         self.recovered, self.lost = recovered, lost
@@ -76,7 +76,7 @@ class _ShardState:
 
 def _claim_shard(path: Path, info: StoreInfo, shard: int) -> _ShardState:
     """Lock a shard for writing, seal what crashed writers left of it, and load its done/failed ids."""
-    lock = ShardLock(shard_file(path, LOCKS, shard, ".lock"), f"shard {shard} of {path}")
+    lock = WriterLock(shard_file(path, LOCKS, shard, ".lock"), f"shard {shard} of {path}")
     recovered: list[str] = []
     lost: list[tuple[str, str]] = []
     for journal in sorted((path / STAGING).glob(f"shard-{shard:05d}-*.journal")):
@@ -263,7 +263,7 @@ class StoreWriter:
 def recover_store(path: str | os.PathLike) -> list[str]:
     """Seal what crashed writers left in ``staging/`` without writing anything new.
 
-    Returns the recovered video ids. Fails with :class:`ShardLockedError` if a live writer
+    Returns the recovered video ids. Fails with :class:`WriterLockedError` if a live writer
     still holds one of those shards.
     """
     path = Path(path)
