@@ -32,7 +32,10 @@ EXAMPLES = {
 
 
 def _fail(exc: BaseException) -> SystemExit:
-    return SystemExit(f"error: {exc}")
+    text = str(exc).strip()
+    if "Original Traceback" in text:  # raised in a DataLoader worker: keep the original message only
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return SystemExit(f"error: {text}")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -43,6 +43,7 @@ class DataConfig:
     resize_to: int | None = None            # linearly resize every video to this many steps (ActivityNet: 192)
     class_agnostic: bool = False            # one "action" class; names come from eval.ext_score_file
     num_workers: int = 4
+    skip_corrupt: bool = False              # training replaces a video failing its checksum by the next, loudly
 
     def __post_init__(self) -> None:
         if not isinstance(self.streams, dict) or not self.streams:

@@ -8,13 +8,14 @@ the same grid, so that a crop cuts all of them at the same time window.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from extract.annotations import AnnotationSet
-from extract.store import FeatureStore, SnippetGrid, open_store
+from extract.store import CorruptVideoError, FeatureStore, SnippetGrid, open_store
 
 
 class DataError(ValueError):
@@ -123,10 +124,11 @@ class StreamDataset(torch.utils.data.Dataset):
     draw on :meth:`rng`, seeded by (seed, epoch, index): runs and resumed runs see the same."""
 
     def __init__(self, streams: StreamSet, annotations: AnnotationSet, video_ids: list[str], classes: list[str], *,
-                 training: bool, seed: int = 0) -> None:
+                 training: bool, seed: int = 0, skip_corrupt: bool = False) -> None:
         streams.require(video_ids)
         self.streams, self.annotations, self.video_ids = streams, annotations, list(video_ids)
         self.classes, self.training, self.seed, self.epoch = list(classes), training, seed, 0
+        self.skip_corrupt = skip_corrupt and training
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -138,8 +140,19 @@ class StreamDataset(torch.utils.data.Dataset):
         return np.random.default_rng((self.seed, self.epoch, index))
 
     def read(self, index: int) -> VideoItem:
-        vid = self.video_ids[index]
-        streams, grid = self.streams.read(vid)
+        """Video ``index``; with ``skip_corrupt`` (training only), a video failing its checksum is
+        replaced by the next one of the split, with a warning naming it."""
+        for step in range(len(self.video_ids)):
+            vid = self.video_ids[(index + step) % len(self.video_ids)]
+            try:
+                streams, grid = self.streams.read(vid)
+                break
+            except CorruptVideoError as exc:
+                if not self.skip_corrupt:
+                    raise
+                warnings.warn(f"skipping a corrupt video (data.skip_corrupt): {exc}", stacklevel=2)
+        else:
+            raise DataError(f"every video of the split failed its checksum, e.g. {vid!r}")
         video = self.annotations.database[vid]
         duration = video.duration if video.duration is not None else float(grid.index_to_seconds(grid.num_snippets))
         return VideoItem(vid, streams, grid, duration)

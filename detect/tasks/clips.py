@@ -64,7 +64,7 @@ class ClipsTask(Task):
 
     def dataset(self, video_ids: list[str], *, training: bool) -> ClipDataset:
         return ClipDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
-                           seed=self.cfg.seed)
+                           seed=self.cfg.seed, skip_corrupt=self.cfg.data.skip_corrupt)
 
     def criterion(self, model: nn.Module) -> nn.Module:
         return ClipLoss(self.cfg.eval.label_smoothing)

@@ -85,7 +85,8 @@ class DenseTask(Task):
 
     def dataset(self, video_ids: list[str], *, training: bool) -> DenseDataset:
         return DenseDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
-                            seed=self.cfg.seed, max_seq_len=self.cfg.data.max_seq_len)
+                            seed=self.cfg.seed, skip_corrupt=self.cfg.data.skip_corrupt,
+                            max_seq_len=self.cfg.data.max_seq_len)
 
     def criterion(self, model: nn.Module) -> nn.Module:
         return DenseLoss(self.cfg.eval.aux_weight)

@@ -101,8 +101,8 @@ class SegmentsTask(Task):
     def dataset(self, video_ids: list[str], *, training: bool) -> SegmentDataset:
         d = self.cfg.data
         return SegmentDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
-                              seed=self.cfg.seed, max_seq_len=d.max_seq_len, trunc_thresh=d.trunc_thresh,
-                              crop_ratio=tuple(d.crop_ratio) if d.crop_ratio else None,
+                              seed=self.cfg.seed, skip_corrupt=d.skip_corrupt, max_seq_len=d.max_seq_len,
+                              trunc_thresh=d.trunc_thresh, crop_ratio=tuple(d.crop_ratio) if d.crop_ratio else None,
                               downsample_rate=d.downsample_rate, resize_to=d.resize_to,
                               class_agnostic=d.class_agnostic)
 

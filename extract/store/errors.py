@@ -19,3 +19,7 @@ class ShardLockedError(StoreError):
 
 class BadArrayError(StoreError, ValueError):
     """An array cannot be stored: empty, non-finite, wrong dtype, or not matching its grid."""
+
+
+class CorruptVideoError(StoreError):
+    """A video's data does not match its stored checksum."""

@@ -18,9 +18,9 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from .errors import StoreError, UnknownVideoError
+from .errors import CorruptVideoError, StoreError, UnknownVideoError
 from .grid import SnippetGrid
-from .layout import (FAILURES, SEGMENT_FORMAT, SHARDS, STAGING, STORE_JSON, VIDEOS_GROUP, dataset_name,
+from .layout import (FAILURES, SEGMENT_FORMAT, SHARDS, STAGING, STORE_JSON, VIDEOS_GROUP, checksum, dataset_name,
                      parse_segment_name, video_id_of)
 from .meta import FORMAT_NAME, FORMAT_VERSION, StoreInfo, VideoMeta
 
@@ -113,7 +113,7 @@ class FeatureStore:
                 self._where[vid] = file
         self.ids: list[str] = sorted(self._where)
         self._handles: OrderedDict[Path, h5py.File] = OrderedDict()
-        self._raw: dict[str, tuple[Path, int, tuple[int, ...], np.dtype]] = {}
+        self._raw: dict[str, tuple[Path, int | None, tuple[int, ...], np.dtype, str]] = {}
         self._pid = os.getpid()
 
     # -- lazy, per-process HDF5 handles ----------------------------------------------------
@@ -169,26 +169,32 @@ class FeatureStore:
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids)
 
-    def read(self, video_id: str) -> np.ndarray:
-        """The stored array of ``video_id``."""
+    def read(self, video_id: str, verify: bool = True) -> np.ndarray:
+        """The stored array of ``video_id``, checked against its XXH3 checksum unless ``verify``
+        is False (:class:`CorruptVideoError` names the store, segment file and video)."""
         raw = self._raw.get(video_id)
         if raw is None:
             dset = self._dataset(video_id)
             offset = dset.id.get_offset() if dset.chunks is None else None
-            if offset is None:  # chunked or compressed: HDF5 decodes
-                out = np.empty(dset.shape, dtype=dset.dtype)
-                dset.read_direct(out)
-                return out
-            raw = self._raw[video_id] = (self._where[video_id], offset, dset.shape, dset.dtype)
-        # Contiguous data sits at a fixed offset of a sealed (immutable) file: one pread into
-        # the result, without HDF5's per-call overhead, makes random reads as fast as .npy.
-        path, offset, shape, dtype = raw
+            raw = (self._where[video_id], offset, dset.shape, dset.dtype, str(dset.attrs["checksum"]))
+            if offset is not None:
+                self._raw[video_id] = raw
+        path, offset, shape, dtype, expected = raw
         out = np.empty(shape, dtype=dtype)
-        fd = self._file(path).id.get_vfd_handle()
-        got = os.preadv(fd, [out.data.cast("B")], offset)
-        if got != out.nbytes:
-            raise StoreError(f"{path}: video {video_id!r} needs {out.nbytes} bytes at offset {offset}, "
-                             f"read {got} (truncated file?)")
+        if offset is None:  # chunked or compressed: HDF5 decodes
+            self._dataset(video_id).read_direct(out)
+        else:
+            # Contiguous data sits at a fixed offset of a sealed (immutable) file: one pread into
+            # the result, without HDF5's per-call overhead, makes random reads as fast as .npy.
+            fd = self._file(path).id.get_vfd_handle()
+            got = os.preadv(fd, [out.data.cast("B")], offset)
+            if got != out.nbytes:
+                raise StoreError(f"{path}: video {video_id!r} needs {out.nbytes} bytes at offset {offset}, "
+                                 f"read {got} (truncated file?)")
+        if verify and checksum(out) != expected:
+            raise CorruptVideoError(f"store {self.path}, segment {path.name}: video {video_id!r} does not match its "
+                                    f"checksum (stored {expected}, data {checksum(out)}); "
+                                    f"`python -m extract verify {self.path}` lists every damaged video")
         return out
 
     __getitem__ = read

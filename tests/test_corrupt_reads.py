@@ -1,0 +1,58 @@
+"""A flipped byte in a video's data is caught on read: in the store, in training, and skipped
+only when asked (training only, loudly)."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from planted import make_planted, tiny_config
+
+from detect.config import load_config
+from detect.engine import train
+from extract.store import CorruptVideoError, open_store
+
+
+@pytest.fixture()
+def corrupt(tmp_path):
+    store, ann = make_planted(tmp_path, n_train=12, n_test=4)
+    victim = sorted(v for v in open_store(store).ids if v.startswith("train"))[0]
+    reader = open_store(store)
+    path, offset = reader.segment_of(victim), reader._dataset(victim).id.get_offset()
+    with open(path, "r+b") as fh:  # flip one bit of the first value
+        fh.seek(offset + 1)
+        byte = fh.read(1)
+        fh.seek(offset + 1)
+        fh.write(bytes([byte[0] ^ 0x10]))
+    return store, ann, victim, path
+
+
+def test_a_read_fails_naming_store_segment_and_video(corrupt):
+    store, _, victim, path = corrupt
+    with pytest.raises(CorruptVideoError, match=rf"store {store}, segment {path.name}: video '{victim}' does not "
+                                                 rf"match its checksum"):
+        open_store(store).read(victim)
+    open_store(store).read(victim, verify=False)  # verify / repair tools can still look at it
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_stops_in_one_line(corrupt, tmp_path, workers):
+    store, ann, victim, _ = corrupt
+    cfg = tiny_config(store, ann, tmp_path / "run", epochs=1)
+    cfg["data"]["num_workers"] = workers
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: store {store}, segment ") and f"video '{victim}'" in proc.stderr
+
+
+def test_skip_corrupt_trains_without_it_and_says_so(corrupt, tmp_path):
+    store, ann, victim, _ = corrupt
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=1, data__skip_corrupt=True,
+                                             data__val_holdout=None, data__val_split=None))
+    assert victim.startswith("train")
+    with pytest.warns(UserWarning, match=rf"skipping a corrupt video \(data.skip_corrupt\): .*'{victim}'"):
+        summary = train(cfg, progress=False)
+    assert "test" in summary
+    shutil.rmtree(tmp_path / "run")
