@@ -76,7 +76,8 @@ def recipe(name: str, block: str) -> dict:
                   "regression_range": r["ranges"], "init_loss_norm": r["loss_norm"], "loss_weight": r["loss_weight"],
                   "label_smoothing": r["smoothing"], "postprocess": copy.deepcopy(r["post"])},
         "data": data,
-        "optim": {"lr": r["lr"], "weight_decay": 0.05, "epochs": r["epochs"], "warmup_epochs": 5,
+        # epochs count the 5 warm-up ones (the upstream configs add them on top of "epochs")
+        "optim": {"lr": r["lr"], "weight_decay": 0.05, "epochs": r["epochs"] + 5, "warmup_epochs": 5,
                   "batch_size": r["batch"], "clip_grad": 1.0, "ema_decay": 0.999, "amp": "bf16"},
         "eval": {"every": 1, "start_epoch": 5},
         "output": f"runs/{name}_{block}",

@@ -10,12 +10,19 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import DetectError
+
 EXAMPLES = {
     "train": """examples:
   python -m detect train --config configs/thumos14_i3d_dbm.yaml
   python -m detect train --config configs/thumos14_i3d_dbm.yaml model.backbone.drop_path=0.2 optim.lr=2e-4
   torchrun --nproc-per-node 4 -m detect train --config configs/activitynet_iv2_6b_dbm.yaml
   python -m detect train --config configs/thumos14_i3d_dbm.yaml --resume     # continue runs/... exactly
+""",
+    "infer": """examples:
+  python -m detect infer --checkpoint runs/x/best.pt --out test.json           # the config's test split
+  python -m detect evaluate --annotations ann.json --predictions test.json --split test   # = training's number
+  python -m detect infer --checkpoint runs/x/best.pt --split all --store stores/new --out all.json
 """,
     "models": """examples:
   python -m detect models
@@ -31,32 +38,14 @@ EXAMPLES = {
 }
 
 
-def _fail(exc: BaseException) -> SystemExit:
-    text = str(exc).strip()
-    if "Original Traceback" in text:  # raised in a DataLoader worker: keep the original message only
-        text = text.splitlines()[-1].split(": ", 1)[-1]
-    return SystemExit(f"error: {text}")
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """What a user's mistake raises (bad config, data, store, name, path): one line, exit 1."""
-    from extract.registry import RegistryError
-    from extract.store import StoreError
-
-    return ValueError, FileNotFoundError, RegistryError, StoreError  # ConfigError, DataError are ValueErrors
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .engine import train
     from .engine.distributed import is_main_process
     from .tasks import get_task
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-        summary = train(cfg, resume=args.resume, device=args.device, stop_after_epoch=args.stop_after_epoch)
-    except _user_errors() as exc:
-        raise _fail(exc) from None
+    summary = train(load_config(args.config, args.overrides), resume=args.resume, device=args.device,
+                    stop_after_epoch=args.stop_after_epoch)
     if not is_main_process():  # under torchrun, rank 0 reports
         return 0
     if args.json:
@@ -76,10 +65,7 @@ def _trained(args: argparse.Namespace):
     from .engine import load_trained
     from .engine.run import default_device
 
-    try:
-        cfg, model, _ = load_trained(args.checkpoint, args.overrides)
-    except _user_errors() as exc:
-        raise _fail(exc) from None
+    cfg, model, _ = load_trained(args.checkpoint, args.overrides)
     device = default_device()
     return cfg, model.to(device), device
 
@@ -88,13 +74,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .engine import evaluate_split, prepare
 
     cfg, model, device = _trained(args)
-    try:
-        run = prepare(cfg)
-        if not run.splits.get(args.split):
-            raise ValueError(f"split {args.split!r} has no videos (have {sorted(k for k, v in run.splits.items() if v)})")
-        result = evaluate_split(model, run, run.splits[args.split], args.split, device)
-    except _user_errors() as exc:
-        raise _fail(exc) from None
+    run = prepare(cfg)
+    if not run.splits.get(args.split):
+        raise DetectError(f"split {args.split!r} has no videos (have {sorted(k for k, v in run.splits.items() if v)})")
+    result = evaluate_split(model, run, run.splits[args.split], args.split, device)
     result.pop("predictions")
     print(json.dumps(result, indent=2) if args.json else f"{args.split} {run.task.headline(result)}")
     return 0
@@ -105,24 +88,18 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .engine.run import predict_videos
 
     cfg, model, device = _trained(args)
-    try:
-        run = inference_run(cfg, args.store, args.annotations)
-        predictions = predict_videos(model, run, run.splits["all"], device)
-    except _user_errors() as exc:
-        raise _fail(exc) from None
-    task = run.task
-    written = task.write_predictions(predictions, Path(args.out))
-    print(f"wrote {task.name} predictions for {len(predictions)} videos to {', '.join(map(str, written))}")
+    run = inference_run(cfg, args.store, args.annotations, args.split)
+    predictions = predict_videos(model, run, run.splits[args.split], device)
+    written = run.task.write_predictions(predictions, Path(args.out))
+    print(f"wrote {run.task.name} predictions for {len(predictions)} videos ({args.split}) to "
+          f"{', '.join(map(str, written))}")
     return 0
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from .engine.upgrade import upgrade_checkpoint
 
-    try:
-        cfg = upgrade_checkpoint(args.old, args.new)
-    except (*_user_errors(), KeyError) as exc:
-        raise _fail(exc) from None
+    cfg = upgrade_checkpoint(args.old, args.new)
     print(f"wrote {args.new}: model {cfg['model']['name']}, streams {cfg['data']['streams']}")
     return 0
 
@@ -143,74 +120,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predictions_task(path: Path, card) -> str:
-    """The task a predictions file belongs to: the card's, else by its format."""
-    if card is not None:
-        from .tasks import task_for_card
-
-        return task_for_card(card.task)
-    if path.suffix == ".npz":
-        return "dense"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return "clips" if "classes" in data and isinstance(next(iter(data["results"].values()), None), dict) else "segments"
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a predictions file against annotations: detection mAP, per-frame mAP or top-k."""
-    card = None
-    try:
-        if args.dataset:
-            from extract.cards import load_card
-
-            card = load_card(args.dataset)
-        path = Path(args.predictions)
-        task = args.task or _predictions_task(path, card)
-        if task == "segments":
-            return _evaluate_detections(args, card)
-        from extract.annotations import load_annotations
-
-        annotations = load_annotations(args.annotations)
-        ids = sorted(annotations.subset(args.split))
-        if not ids:
-            raise ValueError(f"subset {args.split!r} of {args.annotations} has no videos")
-        if task == "dense":
-            from .tasks.dense import read_frame_predictions, score_frames
-
-            predictions, classes = read_frame_predictions(path)
-            mode = args.frame_map or (card.evaluation.get("mode", "full") if card else "full")
-            result = score_frames(predictions, annotations, ids, classes, mode)
-        else:
-            from .tasks.clips import read_clip_predictions, score_clips
-
-            predictions, classes = read_clip_predictions(path)
-            result = score_clips(predictions, annotations, ids, classes, args.split)
-    except (OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
-        raise _fail(exc) from None
+    from .engine.score import parse_tiou, score_file
     from .tasks import get_task
 
-    print(json.dumps(result, indent=2) if args.json else get_task(task).headline(result))
-    return 0
-
-
-def _evaluate_detections(args: argparse.Namespace, card) -> int:
-    import warnings
-
-    from .metrics import evaluate_detections
-
-    tiou, clean = None, args.clean_gt
-    if card is not None:
-        tiou = card.evaluation.get("tiou")
-        clean = clean or card.evaluation.get("protocol") == "clean-gt"
-    if args.tiou:
-        tiou = [float(t) for t in args.tiou.split(",")]
-    tiou = tiou or [0.5 + 0.05 * i for i in range(10)]
-    gt = json.loads(Path(args.annotations).read_text())["database"]
-    dets = json.loads(Path(args.predictions).read_text())
-    results = dets["results"] if "results" in dets else dets
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        result = evaluate_detections(gt, results, args.split, tiou, clean_gt=clean,
-                                     restrict_to_subset=args.restrict_to_subset)
+    task, result = score_file(args.annotations, args.predictions, args.split, task=args.task, dataset=args.dataset,
+                              tiou=parse_tiou(args.tiou) if args.tiou else None, clean_gt=args.clean_gt,
+                              restrict_to_subset=args.restrict_to_subset, frame_map=args.frame_map)
+    if task != "segments":
+        print(json.dumps(result, indent=2) if args.json else get_task(task).headline(result))
+        return 0
     for note in result.notes:
         print(f"warning: {note}", file=sys.stderr)
     if args.json:
@@ -219,8 +139,7 @@ def _evaluate_detections(args: argparse.Namespace, card) -> int:
                           "per_class_ap": out["per_class_ap"]}, indent=2))
         return 0
     print(f"protocol: {result.protocol}; subset {args.split!r}; {len(result.classes)} classes")
-    header = "class".ljust(28) + "".join(f"{t:>8.2f}" for t in result.tiou)
-    print(header)
+    print("class".ljust(28) + "".join(f"{t:>8.2f}" for t in result.tiou))
     for i, name in enumerate(result.classes):
         print(name[:27].ljust(28) + "".join(f"{100 * a:8.2f}" for a in result.ap[:, i]))
     print("mAP".ljust(28) + "".join(f"{100 * m:8.2f}" for m in result.map) + f"   average {100 * result.average:.2f}")
@@ -230,19 +149,25 @@ def _evaluate_detections(args: argparse.Namespace, card) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plot import plot_timeline
 
-    try:
-        dets = json.loads(Path(args.detections).read_text())
-        gt = json.loads(Path(args.annotations).read_text())["database"]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    formats = _image_formats()
+    if Path(args.out).suffix.lstrip(".").lower() not in formats:
+        raise DetectError(f"--out {args.out}: the file name must end in one of .{', .'.join(sorted(formats))}")
+    dets = json.loads(Path(args.detections).read_text())
+    gt = json.loads(Path(args.annotations).read_text())["database"]
     results = dets.get("results", dets)
     if args.video not in gt and args.video not in results:
-        raise SystemExit(f"error: video {args.video!r} is in neither {args.annotations} nor {args.detections}")
+        raise DetectError(f"video {args.video!r} is in neither {args.annotations} nor {args.detections}")
     entry = gt.get(args.video, {})
     out = plot_timeline(args.video, entry.get("annotations", []), results.get(args.video, []), args.out,
                         entry.get("duration"), args.top)
     print(f"wrote {out}")
     return 0
+
+
+def _image_formats() -> set[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -272,8 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides of the stored config")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("infer", help="run a trained model on every video of a store (its task's output format)")
+    p = sub.add_parser("infer", help="run a trained model on a split, or every video of a store",
+                       epilog=EXAMPLES["infer"], formatter_class=raw)
     p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
+    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                   help="the config's split (default test, as training reports it), or every video of the store")
     p.add_argument("--store", action="append", help="feature store(s), as many as training used (default: config's)")
     p.add_argument("--annotations", help="canonical annotations: video durations and class names")
     p.add_argument("--out", required=True, help="predictions file: detections JSON (segments), .npz (dense), "
@@ -321,5 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from extract.cli_errors import run_command
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return run_command(lambda: args.func(args), (DetectError,))

@@ -10,6 +10,7 @@ error, never silently ignored. Overrides use dotted paths and YAML values: ``opt
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,14 @@ import yaml
 
 from extract.registry import RegistryError
 
+from .errors import ConfigError
 from .models import model_entry
 
 
-class ConfigError(ValueError):
-    """A config that does not fit the schema; the message names the key."""
+def _at_least(cfg: Any, **bounds: float) -> None:
+    for name, low in bounds.items():
+        if getattr(cfg, name) < low:
+            raise ValueError(f"{name} must be at least {low}, got {getattr(cfg, name)}")
 
 
 @dataclass
@@ -46,23 +50,41 @@ class DataConfig:
     skip_corrupt: bool = False              # training replaces a video failing its checksum by the next, loudly
 
     def __post_init__(self) -> None:
+        example = "e.g. streams: {features: [stores/rgb, stores/flow]}"
         if not isinstance(self.streams, dict) or not self.streams:
-            raise ValueError("streams must map stream names to stores, e.g. {features: [stores/rgb, stores/flow]}")
-        self.streams = {name: [paths] if isinstance(paths, str) else list(paths) for name, paths in self.streams.items()}
+            raise ValueError(f"streams must map stream names to stores, {example}")
+        streams = {}
+        for name, paths in self.streams.items():
+            paths = [paths] if isinstance(paths, str) else paths
+            if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+                raise ValueError(f"streams.{name} must be a store path or a list of them, got {paths!r} ({example})")
+            streams[name] = list(paths)
+        self.streams = streams
+        _at_least(self, max_seq_len=1, num_workers=0, downsample_rate=1)
 
 
 @dataclass
 class OptimConfig:
     lr: float = 1e-4
     weight_decay: float = 0.05
-    epochs: int = 30
-    warmup_epochs: int = 5
+    epochs: int = 35                        # epochs that run, warm-up included
+    warmup_epochs: int = 5                  # linear warm-up, then cosine decay over the rest
     eta_min: float = 1e-8
     batch_size: int = 2
     accumulate: int = 1                     # micro-batches per optimiser step
     clip_grad: float = 1.0
     ema_decay: float = 0.999
     amp: str = "bf16"                       # bf16 autocast on CUDA; "none" for fp32
+
+    def __post_init__(self) -> None:
+        _at_least(self, epochs=1, warmup_epochs=0, batch_size=1, accumulate=1, clip_grad=0)
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs}), "
+                             f"which counts them")
+        if not self.lr > 0 or not 0 <= self.ema_decay < 1:
+            raise ValueError(f"need lr > 0 and 0 <= ema_decay < 1, got lr={self.lr}, ema_decay={self.ema_decay}")
+        if self.amp not in ("bf16", "none"):
+            raise ValueError(f"amp must be 'bf16' or 'none', got {self.amp!r}")
 
 
 @dataclass
@@ -78,6 +100,13 @@ class EvalConfig:
     frame_map: str | None = None            # dense: "full" or "sampled-25"; None is the card's mode
     aux_weight: float = 0.5                 # dense: weight of each deep-supervision output's loss
     label_smoothing: float = 0.0            # clips: cross-entropy label smoothing
+
+    def __post_init__(self) -> None:
+        _at_least(self, every=1, batch_size=1, fusion_topk=1, aux_weight=0, label_smoothing=0)
+        if self.frame_map not in (None, "full", "sampled-25"):
+            raise ValueError(f"frame_map must be 'full' or 'sampled-25', got {self.frame_map!r}")
+        if self.fusion_mode not in ("sqrt", "product"):
+            raise ValueError(f"fusion_mode must be 'sqrt' or 'product', got {self.fusion_mode!r}")
 
 
 @dataclass
@@ -112,6 +141,32 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
+_SCALARS = (bool, int, float, str)
+
+
+def _check_type(hint: Any, value: Any, where: str) -> None:
+    """Scalars (and lists of them) must have their field's type: ``epochs: 2.5`` is an error, not
+    2.5 epochs; a field's other types (dicts, nested tuples) are checked by their class."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) not in options and any(o in _SCALARS for o in options):
+            raise ConfigError(f"{where}: a value is required")
+        return
+    scalars = [o for o in options if o in _SCALARS]
+    lists = [typing.get_args(o)[0] for o in options if typing.get_origin(o) is list and typing.get_args(o)
+             and typing.get_args(o)[0] in _SCALARS]
+    if isinstance(value, list) and lists:
+        for item in value:
+            _check_type(lists[0], item, where)
+        return
+    if not scalars or len(scalars) + len(lists) < len([o for o in options if o is not type(None)]):
+        return
+    ok = any(isinstance(value, kind) and not (kind is int and isinstance(value, bool)) for kind in scalars)
+    if not ok:
+        names = " or ".join(k.__name__ for k in scalars) + (" or a list" if lists else "")
+        raise ConfigError(f"{where}: expected {names}, got {value!r}")
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
     if not dataclasses.is_dataclass(cls):
@@ -130,7 +185,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
             hint = _model_class(value)
         target = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
         at = f"{where}.{name}".lstrip(".")
-        kwargs[name] = _build(target, value, at) if dataclasses.is_dataclass(target) else _coerce(hint, value, at)
+        if dataclasses.is_dataclass(target):
+            kwargs[name] = _build(target, value, at)
+        else:
+            kwargs[name] = _coerce(hint, value, at)
+            _check_type(hint, kwargs[name], at)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -234,7 +293,7 @@ def check_task(cfg: RunConfig) -> None:
     if missing:
         raise ConfigError(f"model {entry.name!r} reads streams {list(entry.streams)}, but data.streams has no "
                           f"{missing} (it has {sorted(cfg.data.streams)})")
-    defaults = {"data": DataConfig(streams={"x": []}, annotations=""), "eval": EvalConfig()}
+    defaults = {"data": DataConfig(streams={"x": ["x"]}, annotations=""), "eval": EvalConfig()}
     for other, task_class in TASKS.items():
         for key in sorted(task_class.options - TASKS.get(task).options):
             section, name = key.split(".")

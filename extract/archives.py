@@ -16,11 +16,13 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable
 
+from .errors import ExtractError
+
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 _PART = re.compile(r"^(?P<base>.+)\.part[-_.]?(?P<index>[0-9a-z]+)$")
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(ExtractError, ValueError):
     """An archive member that would escape the target or is not a plain file or folder."""
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ExtractError
+
 TASKS = ("segment-detection", "dense-detection", "clip-classification")
 METRICS = {"segment-detection": "detection-map", "dense-detection": "frame-map",
            "clip-classification": "topk-accuracy"}
@@ -18,7 +20,7 @@ PROTOCOLS = ("clean-gt", "official")
 FRAME_MAP_MODES = ("full", "sampled-25")
 
 
-class CardError(ValueError):
+class CardError(ExtractError, ValueError):
     """A card that does not follow the schema; the message names the file and field."""
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ExtractError
+
 FORMATS = ("npy", "npz", "pt", "pkl")
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(ExtractError, ValueError):
     """A feature file that cannot be turned into a ``(T, ...)`` array."""
 
 

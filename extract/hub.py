@@ -16,12 +16,13 @@ from typing import Any, Callable
 
 from .archives import UnsafeArchiveError, is_archive, join_parts, safe_extract
 from .cards import CardError, DatasetCard, load_card
+from .errors import ExtractError
 from .feature_files import FeatureFileError, collect_files
 from .pack import PackSpec, fps_from_annotations, pack_files, print_summary
 from .store import StoreError, open_store
 
 
-class HubError(RuntimeError):
+class HubError(ExtractError, RuntimeError):
     """A Hub download or upload that cannot proceed; the message says what to do."""
 
 

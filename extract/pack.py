@@ -64,12 +64,14 @@ def fps_from_annotations(path: str | Path) -> FpsLookup:
     return lookup
 
 
-def _first_dtype(by_id: dict[str, Path], spec: PackSpec) -> str:
-    """dtype of the first readable file: what ``dtype="keep"`` stores."""
+def _first_array(by_id: dict[str, Path], spec: PackSpec) -> tuple[str, list[int]]:
+    """dtype (what ``dtype="keep"`` stores) and per-step shape of the first readable file: every
+    other file must have that per-step shape."""
     errors = []
     for path in list(by_id.values())[:10]:
         try:
-            return load_feature_file(path, spec.fmt, spec.key, spec.allow_pickle).dtype.name
+            array = load_feature_file(path, spec.fmt, spec.key, spec.allow_pickle)
+            return array.dtype.name, list(array.shape[1:])
         except FeatureFileError as exc:
             errors.append(str(exc))
     raise StoreError("cannot learn the dtype, no file could be read:\n  " + "\n  ".join(errors))
@@ -84,8 +86,9 @@ def pack_files(by_id: dict[str, Path], out: str | Path, spec: PackSpec, fps_of: 
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
+    dtype, step_shape = _first_array(by_id, spec)
     info = StoreInfo(
-        feature=spec.feature, dtype=spec.dtype if spec.dtype != "keep" else _first_dtype(by_id, spec),
+        feature=spec.feature, dtype=spec.dtype if spec.dtype != "keep" else dtype, step_shape=step_shape,
         num_shards=spec.shards, compression=spec.compression, model={"name": spec.model, "sha256": None},
         preprocessing={"imported_from": spec.fmt, "key": spec.key, **spec.preprocessing},
         grid={"window": spec.window, "stride": spec.stride, "tail": spec.tail, "offset": spec.offset,
@@ -115,7 +118,7 @@ def pack_files(by_id: dict[str, Path], out: str | Path, spec: PackSpec, fps_of: 
                 writer.write(vid, *result)
                 written += 1
             except StoreError as exc:
-                writer.fail(vid, str(exc))
+                writer.fail(vid, f"{by_id[vid]}: {exc}")
         failed = writer.failed
     return {"store": str(out), "written": written, "skipped": skipped, "failed": failed}
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
+from .errors import ExtractError
+
 T = TypeVar("T")
 
 
-class RegistryError(KeyError):
+class RegistryError(ExtractError, KeyError):
     """An unknown name; the message lists the known ones."""
 
     def __str__(self) -> str:  # KeyError would repr() the message

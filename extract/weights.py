@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ExtractError
 
-class MissingWeightsError(FileNotFoundError):
+
+class MissingWeightsError(ExtractError, FileNotFoundError):
     """Weights not downloaded (or failing verification); the message says what to run."""
 
 

@@ -38,7 +38,7 @@ def make_planted(root, n_train=24, n_test=8, dim=16, fps=10.0, window=4, stride=
     return root / "store", root / "ann.json"
 
 
-def tiny_config(store, ann, output, model="actionmamba-dbm", epochs=12, **extra):
+def tiny_config(store, ann, output, model="actionmamba-dbm", epochs=13, **extra):
     backbone = {"input_dim": 16, "embd_dim": 16, "arch": [2, 1, 3]}
     if model != "actionformer-conv":
         backbone["drop_path"] = 0.0
@@ -86,6 +86,6 @@ def task_config(store, ann, output, model, **model_fields):
             "data": {"streams": {"features": [str(store)]}, "annotations": str(ann), "train_split": "training",
                      "val_split": "training", "val_holdout": 0.2, "test_split": "testing", "max_seq_len": 64,
                      "num_workers": 0},
-            "optim": {"lr": 3e-3, "epochs": 10, "warmup_epochs": 1, "batch_size": 4, "amp": "none",
+            "optim": {"lr": 3e-3, "epochs": 11, "warmup_epochs": 1, "batch_size": 4, "amp": "none",
                       "weight_decay": 0.01, "ema_decay": 0.9},
             "eval": {"every": 2}, "output": str(output), "seed": 0, "log_every": 5}

@@ -38,7 +38,7 @@ def test_a_read_fails_naming_store_segment_and_video(corrupt):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_training_stops_in_one_line(corrupt, tmp_path, workers):
     store, ann, victim, _ = corrupt
-    cfg = tiny_config(store, ann, tmp_path / "run", epochs=1)
+    cfg = tiny_config(store, ann, tmp_path / "run", epochs=2)
     cfg["data"]["num_workers"] = workers
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
@@ -49,10 +49,30 @@ def test_training_stops_in_one_line(corrupt, tmp_path, workers):
 
 def test_skip_corrupt_trains_without_it_and_says_so(corrupt, tmp_path):
     store, ann, victim, _ = corrupt
-    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=1, data__skip_corrupt=True,
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=2, data__skip_corrupt=True,
                                              data__val_holdout=None, data__val_split=None))
     assert victim.startswith("train")
     with pytest.warns(UserWarning, match=rf"skipping a corrupt video \(data.skip_corrupt\): .*'{victim}'"):
         summary = train(cfg, progress=False)
     assert "test" in summary
     shutil.rmtree(tmp_path / "run")
+
+
+def test_training_runs_the_annotation_checks_first(tmp_path):
+    import json
+
+    store, ann = make_planted(tmp_path, n_train=12, n_test=4)
+    data = json.loads(ann.read_text())
+    video = data["database"]["train_003"]
+    s, e = video["annotations"][0]["segment"]
+    video["annotations"][0]["segment"] = [e, s]                     # inverted
+    data["database"]["test_013"]["annotations"][0]["segment"] = [-2.0, 1.0]  # before the video
+    ann.write_text(json.dumps(data))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=2)))
+    proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"{ann}: 2 errors, as `python -m extract annotations check" in proc.stderr
+    assert "video 'train_003': annotation 0" in proc.stderr and "inverted segment" in proc.stderr
+    assert "video 'test_013'" in proc.stderr and "starts before the video" in proc.stderr
+    assert not (tmp_path / "run" / "log.jsonl").exists()

@@ -108,3 +108,26 @@ def test_pack_records_broken_files_and_keeps_going(tmp_path, capsys):
     assert _pack(tmp_path / "src", tmp_path / "out", "--format", "npy", "--fps", "30", "--keep-going") == 0
     assert sorted(open_store(tmp_path / "out").failures) == ["broken", "empty", "nan"]
     _check(tmp_path / "out", arrays)
+
+
+def test_a_store_holds_one_per_step_shape(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    shapes = {"a": (20, 32), "b": (20, 16), "c": (20, 4, 32), "d": (25, 32)}
+    for vid, shape in shapes.items():
+        np.save(src / f"{vid}.npy", rng.standard_normal(shape).astype(np.float32))
+    assert _pack(src, tmp_path / "s", "--format", "npy", "--fps", "30") == 1
+    store = open_store(tmp_path / "s")
+    assert store.ids == ["a", "d"] and store.info.step_shape == [32]
+    failures = store.failures
+    assert set(failures) == {"b", "c"}
+    assert failures["b"].startswith(f"{src / 'b.npy'}: video 'b': arrays of ") and "are (T, 32), this one is (20, 16)" \
+        in failures["b"]
+    assert "this one is (20, 4, 32)" in failures["c"]
+    # resuming with other files cannot change the store's shape either
+    np.save(src / "e.npy", rng.standard_normal((20, 16)).astype(np.float32))
+    for vid in "bc":
+        (src / f"{vid}.npy").unlink()
+    assert _pack(src, tmp_path / "s", "--format", "npy", "--fps", "30", "--keep-going") == 0
+    assert "e" in open_store(tmp_path / "s").failures

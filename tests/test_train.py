@@ -22,7 +22,7 @@ def planted(tmp_path_factory):
 
 def test_short_cpu_training_learns_the_planted_actions(planted, tmp_path):
     store, ann = planted
-    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=15, optim__ema_decay=0.9))
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=16, optim__ema_decay=0.9))
     summary = train(cfg, progress=False)
     assert summary["best_val"]["epoch"] >= 0
     # Chance is ~0; a detector that sees the planted signal localises most actions.
@@ -36,7 +36,7 @@ def test_short_cpu_training_learns_the_planted_actions(planted, tmp_path):
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(planted, tmp_path):
     store, ann = planted
-    base = tiny_config(store, ann, tmp_path / "straight", epochs=2)
+    base = tiny_config(store, ann, tmp_path / "straight", epochs=3)
     base["data"]["num_workers"] = 2  # worker seeding must be reproducible too
     base["model"]["backbone"]["drop_path"] = 0.2  # random drop path: the RNG state must resume
     base["eval"]["every"] = 1
@@ -117,7 +117,7 @@ def test_a_model_of_another_task_is_named_at_config_load():
 
 def test_cli_train_evaluate_eval_infer(planted, tmp_path):
     store, ann = planted
-    cfg = tiny_config(store, ann, tmp_path / "run", epochs=3)
+    cfg = tiny_config(store, ann, tmp_path / "run", epochs=4)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     run = [sys.executable, "-m", "detect"]
     proc = subprocess.run(run + ["train", "--config", str(tmp_path / "cfg.yaml"), "optim.ema_decay=0.9", "--json"],
@@ -139,9 +139,17 @@ def test_cli_train_evaluate_eval_infer(planted, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["average_mAP"] == pytest.approx(summary["test"]["average_mAP"])
-    out = tmp_path / "dets.json"
+    out = tmp_path / "dets.json"  # infer on the config's test split, then evaluate: training's number exactly
+    proc = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(out.read_text())["results"]) == 8
+    proc = subprocess.run(run + ["evaluate", "--annotations", str(ann), "--predictions", str(out), "--split", "testing",
+                                 "--tiou", "0.3,0.5,0.7", "--clean-gt", "--json"], capture_output=True, text=True)
+    assert json.loads(proc.stdout)["average"] == summary["test"]["average_mAP"]
     proc = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--store", str(store),
-                                 "--annotations", str(ann), "--out", str(out)], capture_output=True, text=True)
+                                 "--annotations", str(ann), "--split", "all", "--out", str(out)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
     assert len(results) == 32 and all(0 <= d["segment"][0] <= d["segment"][1] for v in results.values() for d in v)
@@ -155,7 +163,7 @@ def test_class_agnostic_resized_training_with_score_fusion(planted, tmp_path):
     scores = {vid: [float(any(a.label == c for a in v.annotations)) for c in classes] for vid, v in database.items()}
     ext = tmp_path / "ext.json"
     ext.write_text(json.dumps({"class": classes, "results": scores}))
-    base = tiny_config(store, ann, tmp_path / "run", epochs=12, optim__ema_decay=0.9, data__resize_to=64,
+    base = tiny_config(store, ann, tmp_path / "run", epochs=13, optim__ema_decay=0.9, data__resize_to=64,
                        data__class_agnostic=True, eval__ext_score_file=str(ext))
     base["model"]["num_classes"] = 1
     summary = train(load_config(None, base=base), progress=False)
@@ -185,7 +193,7 @@ def test_resized_grid_converts_back_to_the_same_seconds(planted):
 
 def test_ddp_under_torchrun_on_cpu(planted, tmp_path):
     store, ann = planted
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "ddp", epochs=2)))
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "ddp", epochs=3)))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "detect",
                            "train", "--config", str(tmp_path / "cfg.yaml"), "--json"],
                           capture_output=True, text=True, timeout=240)
@@ -196,13 +204,14 @@ def test_ddp_under_torchrun_on_cpu(planted, tmp_path):
     assert state["epoch"] == 2 and len(state["history"]) == 3
 
 
-def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch):
+def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch, capsys):
     from detect import cli
     from detect.engine import resolve_checkpoint
+    from detect.errors import CheckpointError
     from detect.hub import push_checkpoint
 
     store, ann = planted
-    train(load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=1)), progress=False)
+    train(load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=2)), progress=False)
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     dets = tmp_path / "run" / "test_detections.json"
     video = next(iter(json.loads(dets.read_text())["results"]))
@@ -226,18 +235,18 @@ def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch):
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name: str(tmp_path / "run" / name))
     assert resolve_checkpoint("hf://me/tiny/best.pt") == tmp_path / "run" / "best.pt"
-    with pytest.raises(ValueError, match="hf://ORG/REPO/FILE"):
+    with pytest.raises(CheckpointError, match="hf://ORG/REPO/FILE"):
         resolve_checkpoint("hf://me/best.pt")
-    with pytest.raises(SystemExit, match="error: 'hf://me/best.pt' is not hf://ORG/REPO/FILE"):
-        cli.main(["eval", "--checkpoint", "hf://me/best.pt"])
+    assert cli.main(["eval", "--checkpoint", "hf://me/best.pt"]) == 1
+    assert capsys.readouterr().err == "error: 'hf://me/best.pt' is not hf://ORG/REPO/FILE\n"
 
 
 def test_a_folder_holding_a_run_is_refused_unless_resuming(planted, tmp_path):
     store, ann = planted
-    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=1))
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=2))
     train(cfg, progress=False, stop_after_epoch=0)
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=1)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=2)))
     proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
@@ -254,7 +263,7 @@ def test_two_trainings_cannot_write_one_folder(planted, tmp_path):
 
     store, ann = planted
     (tmp_path / "run").mkdir()
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=1)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=2)))
     held = WriterLock(tmp_path / "run" / ".lock", "run folder")  # a training in progress (this process)
     try:
         proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],

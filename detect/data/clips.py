@@ -9,7 +9,8 @@ import torch
 
 from extract.annotations import AnnotationSet
 
-from .streams import DataError, StreamDataset, VideoItem, pad_batch, padded_length
+from ..errors import DataError
+from .streams import StreamDataset, VideoItem, pad_batch, padded_length
 
 
 def clip_label(annotations: AnnotationSet, vid: str, classes: list[str]) -> int:

@@ -12,7 +12,8 @@ import torch
 
 from extract.store import SnippetGrid
 
-from .streams import DataError, StreamDataset, VideoItem, pad_batch, padded_length, slice_time
+from ..errors import DataError
+from .streams import StreamDataset, VideoItem, pad_batch, padded_length, slice_time
 
 
 class SegmentDataset(StreamDataset):

@@ -5,6 +5,8 @@ import hashlib
 
 from extract.annotations import AnnotationSet
 
+from ..errors import ConfigError, DataError
+
 
 def holdout_fraction(video_id: str) -> float:
     """A stable number in [0, 1) per video: blake2b of the id."""
@@ -23,7 +25,7 @@ def resolve_splits(data, annotations: AnnotationSet) -> dict[str, list[str]]:
     split = {k: getattr(data, f"{k}_split") or (card.splits[k] if card else None) for k in ("train", "val", "test")}
     holdout = data.val_holdout if data.val_holdout is not None else (card.splits.get("val_holdout") if card else None)
     if split["train"] is None:
-        raise ValueError("no training split: set data.train_split or data.dataset")
+        raise ConfigError("no training split: set data.train_split or data.dataset")
     train = sorted(annotations.subset(split["train"]))
     out = {"train": train, "val": [], "test": sorted(annotations.subset(split["test"])) if split["test"] else []}
     if split["val"] == split["train"] and holdout:
@@ -32,5 +34,5 @@ def resolve_splits(data, annotations: AnnotationSet) -> dict[str, list[str]]:
     elif split["val"]:
         out["val"] = sorted(annotations.subset(split["val"]))
     if not out["train"]:
-        raise ValueError(f"no videos in training split {split['train']!r} of {data.annotations}")
+        raise DataError(f"no videos in training split {split['train']!r} of {data.annotations}")
     return out

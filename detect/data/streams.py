@@ -17,9 +17,7 @@ import torch
 from extract.annotations import AnnotationSet
 from extract.store import CorruptVideoError, FeatureStore, SnippetGrid, open_store
 
-
-class DataError(ValueError):
-    """Inconsistent stores or annotations; the message names the video or store."""
+from ..errors import DataError
 
 
 def time_axis(x: torch.Tensor) -> int:
@@ -73,6 +71,15 @@ class StreamSet:
             paths = [str(s.path) for group in self.stores.values() for s in group]
             raise DataError(f"{len(missing)} videos have no features in {paths}, e.g. {missing[:3]}; "
                             f"run `python -m extract annotations check` with --store")
+
+    def channels(self, vid: str) -> dict[str, int]:
+        """Channels of each (T, C) features stream for video ``vid`` (concatenated stores add up)."""
+        out = {}
+        for name, group in self.stores.items():
+            shapes = [s.shape(vid) for s in group]
+            if all(len(shape) == 2 for shape in shapes):
+                out[name] = sum(shape[1] for shape in shapes)
+        return out
 
     def read(self, vid: str) -> tuple[dict[str, torch.Tensor], SnippetGrid]:
         """The video's streams, cut to the length they share, and their common grid."""

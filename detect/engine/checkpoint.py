@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ..errors import CheckpointError
+
 
 def save_checkpoint(path: Path, **state: Any) -> None:
     """Atomic save: a reader never sees a half-written checkpoint."""
@@ -16,7 +18,18 @@ def save_checkpoint(path: Path, **state: Any) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint dict, loaded without running code (``weights_only``)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever torch.load makes of a foreign or damaged file
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path} is not a mamba-tad checkpoint (no 'model' and 'config'); released "
+                              f"upstream weights load through detect.models.convert")
+    return state
 
 
 def resolve_checkpoint(spec: str) -> Path:
@@ -24,17 +37,17 @@ def resolve_checkpoint(spec: str) -> Path:
     if not spec.startswith("hf://"):
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {spec}")
+            raise CheckpointError(f"no checkpoint at {spec}")
         return path
     parts = spec[len("hf://"):].split("/", 2)
     if len(parts) != 3:
-        raise ValueError(f"{spec!r} is not hf://ORG/REPO/FILE")
+        raise CheckpointError(f"{spec!r} is not hf://ORG/REPO/FILE")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
         return Path(hf_hub_download(f"{parts[0]}/{parts[1]}", parts[2]))
     except LocalEntryNotFoundError:
-        raise FileNotFoundError(f"{spec} is not in the local Hugging Face cache and the Hub cannot be reached") from None
+        raise CheckpointError(f"{spec} is not in the local Hugging Face cache and the Hub cannot be reached") from None
     except HfHubHTTPError as exc:
-        raise FileNotFoundError(f"cannot download {spec}: {exc}") from None
+        raise CheckpointError(f"cannot download {spec}: {exc}") from None

@@ -11,6 +11,7 @@ from torch import nn
 from extract.annotations import AnnotationSet, VideoAnnotations, load_annotations
 
 from ..config import RunConfig, load_config, task_name
+from ..errors import CheckpointError, ConfigError, DataError, DetectError
 from ..data.splits import resolve_splits
 from ..data.streams import StreamSet
 from ..models import create_model
@@ -28,17 +29,56 @@ class Run:
         return self.task.dataset(self.splits[split], training=training)
 
 
+class AnnotationCheckError(DetectError):
+    """The run's annotations fail ``extract annotations check``; the message quotes its findings."""
+
+
+def check_annotations(cfg: RunConfig, annotations: AnnotationSet, video_ids: set[str], card_task: str) -> None:
+    """``extract annotations check`` on the run's videos; its errors stop the run."""
+    from extract.annotations.check import check
+
+    classes = None
+    if cfg.data.dataset:
+        from extract.cards import load_card
+
+        classes = load_card(cfg.data.dataset).classes
+    used = AnnotationSet({vid: annotations.database[vid] for vid in sorted(video_ids)}, annotations.classes)
+    errors = [str(f) for f in check(used, classes=classes, task=card_task) if f.level == "error"]
+    if errors:
+        shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+        raise AnnotationCheckError(f"{cfg.data.annotations}: {len(errors)} errors, as `python -m extract annotations "
+                                   f"check {cfg.data.annotations}` reports them: {shown}")
+
+
 def prepare(cfg: RunConfig) -> Run:
-    """Annotations, streams, the task and its splits."""
+    """Annotations (checked), streams, the task and its splits."""
     annotations = load_annotations(cfg.data.annotations)
     streams = StreamSet.open(cfg.data.streams)
     task = get_task(task_name(cfg))(cfg, annotations, streams)
-    return Run(cfg, task, resolve_splits(cfg.data, annotations))
+    splits = resolve_splits(cfg.data, annotations)
+    check_annotations(cfg, annotations, set().union(*splits.values()), task.card_task)
+    check_channels(cfg, streams, splits["train"][0])
+    return Run(cfg, task, splits)
+
+
+def check_channels(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
+    """The model's input widths against the stores' (video ``vid``): a config error, not a conv error."""
+    from ..models import model_entry
+
+    expected = model_entry(cfg.model.name).input_channels
+    if expected is None:
+        return
+    streams.require([vid])
+    found = streams.channels(vid)
+    for stream, (key, channels) in expected(cfg.model).items():
+        if stream in found and found[stream] != channels:
+            stores = ", ".join(str(s.path) for s in streams.stores[stream])
+            raise ConfigError(f"{key} is {channels}, but stream {stream!r} ({stores}) has {found[stream]} channels")
 
 
 def use_amp(cfg: RunConfig, device: torch.device) -> bool:
     if cfg.optim.amp not in ("bf16", "none"):
-        raise ValueError(f"optim.amp must be 'bf16' or 'none', got {cfg.optim.amp!r}")
+        raise ConfigError(f"optim.amp must be 'bf16' or 'none', got {cfg.optim.amp!r}")
     return cfg.optim.amp == "bf16" and device.type == "cuda"
 
 
@@ -67,26 +107,48 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def build_model(cfg: RunConfig) -> nn.Module:
+    """The config's model; a configuration it cannot be built with is a config error."""
+    try:
+        return create_model(cfg.model)
+    except ValueError as exc:
+        raise ConfigError(f"model {cfg.model.name!r}: {exc}") from None
+
+
 def load_trained(checkpoint: str, overrides: list[str] = ()) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
     """The config (with ``key=value`` overrides), the model with the checkpoint's (EMA) weights,
     strictly loaded, and the checkpoint's other fields."""
     state = load_checkpoint(resolve_checkpoint(checkpoint))
     cfg = load_config(None, overrides, base=state["config"])
-    model = create_model(cfg.model)
-    model.load_state_dict(state.get("ema", state["model"]))
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(state.get("ema", state["model"]))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{checkpoint}: its weights do not fit its config's model: "
+                              f"{str(exc).splitlines()[0]}") from None
     return cfg, model, state
 
 
-def inference_run(cfg: RunConfig, stores: list[str] | None = None, annotations: str | None = None) -> Run:
-    """A run over every video of ``stores`` (default: the config's ``features`` stream), with the
-    training's class list; durations from ``annotations`` where known, else from the grid."""
+def inference_run(cfg: RunConfig, stores: list[str] | None = None, annotations: str | None = None,
+                  split: str = "test") -> Run:
+    """A run for inference: the config's ``split`` (``train``, ``val``, ``test``: the videos that
+    training evaluated) or ``all`` videos of ``stores`` (default: the config's ``features``
+    stream), with the training's class list; durations from ``annotations`` where known, else
+    from the grid."""
     if stores:
         if len(cfg.data.streams) != 1:
-            raise ValueError(f"--store replaces a single stream; this model reads {sorted(cfg.data.streams)}")
+            raise ConfigError(f"--store replaces a single stream; this model reads {sorted(cfg.data.streams)}")
         cfg.data.streams = {next(iter(cfg.data.streams)): list(stores)}
     streams = StreamSet.open(cfg.data.streams)
     known = load_annotations(annotations or cfg.data.annotations)
-    ids = streams.ids
-    database = {vid: known.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None) for vid in ids}
-    task = get_task(task_name(cfg))(cfg, AnnotationSet(database, known.classes), streams)
-    return Run(cfg, task, {"all": ids})
+    if split == "all":
+        ids = streams.ids
+        database = {vid: known.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None)
+                    for vid in ids}
+        task = get_task(task_name(cfg))(cfg, AnnotationSet(database, known.classes), streams)
+        return Run(cfg, task, {"all": ids})
+    splits = resolve_splits(cfg.data, known)
+    if not splits.get(split):
+        raise DataError(f"split {split!r} of {cfg.data.annotations} has no videos "
+                        f"(have {sorted(k for k, v in splits.items() if v)}); --split all runs every stored video")
+    return Run(cfg, get_task(task_name(cfg))(cfg, known, streams), splits)

@@ -21,13 +21,13 @@ import torch
 import yaml
 
 from ..config import RunConfig, to_dict
-from ..models import create_model
+from ..errors import DetectError
 from ..tasks.base import move_inputs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import close_distributed, init_distributed
 from .ema import ModelEma
 from .optim import param_groups, warmup_cosine
-from .run import evaluate_split, length_multiple, prepare, use_amp
+from .run import build_model, evaluate_split, length_multiple, prepare, use_amp
 
 
 class _Log:
@@ -70,7 +70,7 @@ def _scores(result: dict[str, Any]) -> dict[str, Any]:
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
 
 
-class RunExistsError(ValueError):
+class RunExistsError(DetectError):
     """The output folder holds another run; the message says how to continue or start anew."""
 
 
@@ -122,7 +122,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     run = prepare(cfg)
     task, metric = run.task, run.task.metric
     datasets = {name: run.dataset(name, training=name == "train") for name, ids in run.splits.items() if ids}
-    model = create_model(cfg.model).to(dev)
+    model = build_model(cfg).to(dev)
     criterion = task.criterion(model).to(dev)
     ema = ModelEma(model, cfg.optim.ema_decay)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
@@ -131,7 +131,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
                if world > 1 else None)
     per_step = cfg.optim.batch_size * cfg.optim.accumulate * world
     steps_per_epoch = max(len(train_set) // per_step, 1)
-    total = steps_per_epoch * (cfg.optim.epochs + cfg.optim.warmup_epochs)
+    total = steps_per_epoch * cfg.optim.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
         s, steps_per_epoch * cfg.optim.warmup_epochs, total, cfg.optim.lr, cfg.optim.eta_min))
     start_epoch, best, history = 0, {metric: -1.0, "epoch": -1}, []
@@ -153,7 +153,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     amp = use_amp(cfg, dev)
     multiple = length_multiple(model)
     step = start_epoch * steps_per_epoch
-    last_epoch = cfg.optim.epochs + cfg.optim.warmup_epochs - 1
+    last_epoch = cfg.optim.epochs - 1
     if stop_after_epoch is not None:
         last_epoch = min(last_epoch, stop_after_epoch)
     show = None if progress and rank == 0 else True  # None: shown on a terminal only
@@ -209,15 +209,15 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
                             scheduler=scheduler.state_dict(), epoch=epoch, best=best, history=history, rng=rng,
                             config=to_dict(cfg), classes=task.classes)
     summary: dict[str, Any] = {"output": str(out), "task": task.name, "metric": metric,
-                               "epochs": cfg.optim.epochs + cfg.optim.warmup_epochs, "best_val": best}
-    if last_epoch < cfg.optim.epochs + cfg.optim.warmup_epochs - 1:
+                               "epochs": cfg.optim.epochs, "best_val": best}
+    if last_epoch < cfg.optim.epochs - 1:
         summary["stopped_after_epoch"] = last_epoch
     elif rank == 0:
         if not (out / "best.pt").exists():  # no validation split: the final EMA weights are the model
             save_checkpoint(out / "best.pt", model=ema.module.state_dict(), config=to_dict(cfg), epoch=last_epoch,
                             classes=task.classes, val=best)
         if "test" in datasets:
-            final = create_model(cfg.model).to(dev)
+            final = build_model(cfg).to(dev)
             final.load_state_dict(load_checkpoint(out / "best.pt", map_location=dev)["model"])
             test = evaluate_split(final, run, run.splits["test"], "test", dev, datasets["test"])
             summary["test"] = _scores(test)

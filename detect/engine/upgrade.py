@@ -1,7 +1,7 @@
 """Checkpoints written before the model registry (``model.backbone.name``, ``data.stores``) into
 today's layout: ``python -m detect upgrade OLD.pt NEW.pt``.
 
-What changed: the model is named (``model.name``) and its backbone config holds only the options
+What changed: ``optim.epochs`` counts the warm-up epochs; the model is named (``model.name``) and its backbone config holds only the options
 its block type uses (mixer options moved up from ``backbone.mamba``); stores became named streams;
 the transformer MLP's second conv is ``mlp.3`` (ActionFormer's key); the Mamba blocks' LayerNorm
 has ``(C,)`` parameters (ActionMamba's ``nn.LayerNorm``); the loss normaliser moved from the
@@ -36,7 +36,10 @@ def upgrade_config(cfg: dict[str, Any]) -> dict[str, Any]:
     backbone = {k: v for k, v in backbone.items() if k in COMMON | KEPT[name]}
     backbone.update({k: v for k, v in mamba.items() if k != "divide_out" or name == "actionmamba-vim"})
     data["streams"] = {"features": list(data.pop("stores"))}
-    return {**cfg, "model": {"name": name, **model, "backbone": backbone}, "data": data}
+    optim = dict(cfg.get("optim") or {})
+    if "epochs" in optim:  # the old layout ran epochs + warmup_epochs; today epochs counts them all
+        optim["epochs"] = optim["epochs"] + optim.get("warmup_epochs", 5)
+    return {**cfg, "model": {"name": name, **model, "backbone": backbone}, "data": data, "optim": optim}
 
 
 def upgrade_state_dict(state: dict[str, torch.Tensor], name: str) -> tuple[dict[str, torch.Tensor], Any]:

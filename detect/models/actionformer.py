@@ -48,4 +48,6 @@ for _name, _config, _text in [
     ("actionformer-conv", ConvDetectorConfig, "ActionFormer's conv-block ablation"),
 ]:
     register_model(_name, config=_config, task="segments", streams=STREAMS, description=_text,
-                   example=THUMOS14_I3D)(ActionDetector)
+                   example=THUMOS14_I3D,
+                   input_channels=lambda cfg: {"features": ("model.backbone.input_dim", cfg.backbone.input_dim)},
+                   )(ActionDetector)

@@ -21,7 +21,8 @@ class ClipPoolConfig:
 
 @register_model("clip-pool", config=ClipPoolConfig, task="clips", streams=("features",),
                 description="clip classification baseline: masked mean+max pooling, linear head",
-                example={"num_classes": 17})
+                example={"num_classes": 17},
+                input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})
 class ClipPoolClassifier(nn.Module):
     def __init__(self, cfg: ClipPoolConfig) -> None:
         super().__init__()

@@ -24,16 +24,20 @@ class ModelEntry:
     streams: tuple[str, ...]            # input streams, by name: ``model(**streams, mask=mask)``
     description: str
     example: dict[str, Any] = field(default_factory=dict)  # the required fields, for `detect models`
+    input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None  # stream -> (config key, channels)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(name: str, *, config: type, task: str, streams: tuple[str, ...], description: str,
-                   example: dict[str, Any] | None = None) -> Callable:
-    """Class or function decorator: ``build(cfg) -> nn.Module`` under ``name``."""
+                   example: dict[str, Any] | None = None,
+                   input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None) -> Callable:
+    """Class or function decorator: ``build(cfg) -> nn.Module`` under ``name``. ``input_channels``
+    tells, per ``(C, T)`` stream, the config key and the channels the model expects, so that a
+    mismatch with the stores is a config error before training starts."""
     return MODELS.register(name, lambda build: ModelEntry(name, config, build, task, tuple(streams), description,
-                                                          dict(example or {})))
+                                                          dict(example or {}), input_channels))
 
 
 def model_entry(name: str) -> ModelEntry:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from extract.registry import Registry
 
+from ..errors import ConfigError
 from .base import Task
 
 TASKS: Registry[type[Task]] = Registry("task")
@@ -20,7 +21,7 @@ def task_for_card(card_task: str) -> str:
     for name, task in TASKS.items():
         if task.card_task == card_task:
             return name
-    raise ValueError(f"no task handles dataset cards of task {card_task!r}")
+    raise ConfigError(f"no task handles dataset cards of task {card_task!r}")
 
 
 __all__ = ["TASKS", "Task", "get_task", "task_for_card"]

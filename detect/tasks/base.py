@@ -16,6 +16,7 @@ from torch import nn
 from extract.annotations import AnnotationSet
 
 from ..data.streams import StreamDataset, StreamSet
+from ..errors import ConfigError
 
 
 class Task:
@@ -31,7 +32,7 @@ class Task:
         self.classes = list(annotations.classes)
         expected = self.num_model_classes()
         if cfg.model.num_classes != expected:
-            raise ValueError(f"model.num_classes is {cfg.model.num_classes} but the {self.name!r} task on "
+            raise ConfigError(f"model.num_classes is {cfg.model.num_classes} but the {self.name!r} task on "
                              f"{cfg.data.annotations} needs {expected}")
 
     def num_model_classes(self) -> int:

@@ -17,6 +17,7 @@ from torch import nn
 from extract.annotations import AnnotationSet
 
 from ..data.clips import ClipDataset, clip_label, collate_clips
+from ..errors import DataError
 from ..metrics import confusion_matrix, topk_accuracy
 from ..models.outputs import ClipOutput
 from . import TASKS
@@ -38,7 +39,7 @@ def score_clips(predictions: dict[str, np.ndarray], annotations: AnnotationSet, 
     """Top-1 / top-5 and the confusion matrix of per-clip probabilities ``(K,)``."""
     missing = [vid for vid in video_ids if vid not in predictions]
     if missing:
-        raise ValueError(f"{len(missing)} clips have no predictions, e.g. {missing[:3]}")
+        raise DataError(f"{len(missing)} clips have no predictions, e.g. {missing[:3]}")
     labels = np.asarray([clip_label(annotations, vid, classes) for vid in video_ids])
     probs = np.stack([np.asarray(predictions[vid], dtype=np.float64) for vid in video_ids])
     result: dict[str, Any] = topk_accuracy(probs, labels)
@@ -49,8 +50,11 @@ def score_clips(predictions: dict[str, np.ndarray], annotations: AnnotationSet, 
 
 def read_clip_predictions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """What :meth:`ClipsTask.write_predictions` wrote: per-clip probabilities and the classes."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {vid: np.asarray(r["scores"]) for vid, r in data["results"].items()}, data["classes"]
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {vid: np.asarray(r["scores"]) for vid, r in data["results"].items()}, data["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is not a clips predictions file ({type(exc).__name__}: {exc})") from None
 
 
 @TASKS.register("clips")

@@ -19,6 +19,7 @@ from torch import nn
 from extract.annotations import AnnotationSet
 
 from ..data.dense import DenseDataset, collate_dense, frame_targets
+from ..errors import DataError
 from ..metrics import frame_map
 from ..models.outputs import FrameOutput
 from . import TASKS
@@ -51,7 +52,7 @@ def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: Ann
     the annotations of ``video_ids``; every one of them needs predictions."""
     missing = [vid for vid in video_ids if vid not in predictions]
     if missing:
-        raise ValueError(f"{len(missing)} videos have no predictions, e.g. {missing[:3]}")
+        raise DataError(f"{len(missing)} videos have no predictions, e.g. {missing[:3]}")
     index = {name: i for i, name in enumerate(classes)}
     scores, targets = [], []
     for vid in video_ids:
@@ -65,13 +66,16 @@ def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: Ann
 
 def read_frame_predictions(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
     """What :meth:`DenseTask.write_predictions` wrote: per-video predictions and the classes."""
-    with np.load(path, allow_pickle=False) as data:
-        predictions: dict[str, dict[str, np.ndarray]] = {}
-        for key in data.files:
-            if key != "classes":
-                vid, _, field = key.rpartition("/")
-                predictions.setdefault(vid, {})[field] = data[key]
-        return predictions, data["classes"].tolist()
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            predictions: dict[str, dict[str, np.ndarray]] = {}
+            for key in data.files:
+                if key != "classes":
+                    vid, _, field = key.rpartition("/")
+                    predictions.setdefault(vid, {})[field] = data[key]
+            return predictions, data["classes"].tolist()
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path} is not a dense predictions file ({exc})") from None
 
 
 @TASKS.register("dense")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data.segments import SegmentDataset, collate_segments
+from ..errors import DataError
 from ..metrics import evaluate_detections
 from ..models.losses import diou_loss_1d, sigmoid_focal_loss
 from ..models.outputs import DetectorOutput
@@ -80,7 +81,7 @@ def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, t
     scores = {vid: torch.tensor(p, dtype=torch.float32) for vid, p in data["results"].items()}
     bad = [vid for vid, p in scores.items() if p.numel() != len(names)]
     if bad:
-        raise ValueError(f"{path}: {len(bad)} videos have {scores[bad[0]].numel()} scores for {len(names)} classes")
+        raise DataError(f"{path}: {len(bad)} videos have {scores[bad[0]].numel()} scores for {len(names)} classes")
     return scores, list(names)
 
 
@@ -147,7 +148,7 @@ class SegmentsTask(Task):
                     names = ["action"]
                     if fusion is not None:
                         if item.video_id not in fusion["scores"]:
-                            raise ValueError(f"video {item.video_id!r} has no external class scores")
+                            raise DataError(f"video {item.video_id!r} has no external class scores")
                         segs, scores, labels = fuse_class_scores(segs, scores, fusion["scores"][item.video_id],
                                                                  fusion["topk"], fusion["mode"])
                         names = fusion["classes"]

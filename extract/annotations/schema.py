@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import ExtractError
+
 VERSION = "mamba-tad-annotations-1"
 
 
-class AnnotationError(ValueError):
+class AnnotationError(ExtractError, ValueError):
     """Malformed annotations; the message names the file, video and field."""
 
 

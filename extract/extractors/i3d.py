@@ -87,6 +87,7 @@ GPU (the public features used TV-L1: not numerically identical; the store record
                 streams.append(Stream("flow", flow, flow=lambda: FlowStream(raft, device)))
         flow_used = args.stream != "rgb"
         info = StoreInfo(feature=f"i3d_{args.stream}", dtype="float32", num_shards=args.shards,
+                         step_shape=[1024 * len(streams)],
                          model={"name": "+".join(m["name"] for m in models.values()),
                                 "sha256": "+".join(m["sha256"] for m in models.values()), "streams": models},
                          preprocessing={"size": args.size, "spatial": args.spatial, "interpolation": "bilinear",

@@ -1,8 +1,10 @@
 """Errors raised by the feature store. Every message names the store, file or video at fault."""
 from __future__ import annotations
 
+from ..errors import ExtractError
 
-class StoreError(Exception):
+
+class StoreError(ExtractError):
     """A store is missing, malformed, of another version, or cannot be written as asked."""
 
 

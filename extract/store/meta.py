@@ -46,6 +46,7 @@ class StoreInfo:
     model: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, Any] = field(default_factory=dict)
+    step_shape: list[int] | None = None   # every array is (T, *step_shape); None: not fixed up front
     extra: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
@@ -67,8 +68,12 @@ class StoreInfo:
 
     def identity_differences(self, other: "StoreInfo") -> list[str]:
         """Human-readable list of identity fields in which ``other`` differs from this store."""
-        return [f"{name}: store has {getattr(self, name)!r}, writer asked for {getattr(other, name)!r}"
-                for name in _IDENTITY_FIELDS if getattr(self, name) != getattr(other, name)]
+        out = [f"{name}: store has {getattr(self, name)!r}, writer asked for {getattr(other, name)!r}"
+               for name in _IDENTITY_FIELDS if getattr(self, name) != getattr(other, name)]
+        if None not in (self.step_shape, other.step_shape) and list(self.step_shape) != list(other.step_shape):
+            out.append(f"step_shape: store holds arrays of (T, {', '.join(map(str, self.step_shape))}), writer "
+                       f"asked for (T, {', '.join(map(str, other.step_shape))})")
+        return out
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

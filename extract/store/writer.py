@@ -133,6 +133,9 @@ class StoreWriter:
         if not 0 <= self.rank < self.world_size:
             raise StoreError(f"rank {self.rank} is outside a world of {self.world_size} processes")
         self.info = create_or_join(self.path, info)
+        # One per-step shape per store: the store's, else the one asked for, else the first written.
+        declared = self.info.step_shape if self.info.step_shape is not None else info.step_shape
+        self.step_shape = None if declared is None else list(declared)
         if self.world_size > self.info.num_shards:
             warnings.warn(f"{self.world_size} processes but only {self.info.num_shards} shards in {self.path}: "
                           f"ranks >= {self.info.num_shards} get no videos", stacklevel=2)
@@ -191,6 +194,13 @@ class StoreWriter:
             raise BadArrayError(f"video {video_id!r}: refusing to store an empty array of shape {array.shape}")
         if has_nonfinite(array):
             raise BadArrayError(f"video {video_id!r}: array holds NaN or Inf values (after conversion to {want})")
+        step = list(array.shape[1:])
+        if self.step_shape is None:
+            self.step_shape = step
+        elif step != self.step_shape:
+            per_step = ", ".join(map(str, self.step_shape))
+            raise BadArrayError(f"video {video_id!r}: arrays of {self.path} are (T, {per_step}), this one is "
+                                f"{array.shape}")
         grid = meta.grid
         if array.shape[0] != grid.num_snippets:
             raise BadArrayError(f"video {video_id!r}: array has {array.shape[0]} rows but its grid says "
