@@ -74,7 +74,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(summary)
-    return 0
+    return 1 if store.problems else 0  # unreadable or stray files: the report says which
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -70,6 +70,14 @@ def from_swallow(path: Path, opts: ConvertOptions) -> AnnotationSet:
     return _database(data, str(path), opts)
 
 
+def _number(value, where: str, field: str, kind: type = float):
+    """``kind(value)``, or an :class:`AnnotationError` naming the file, video and field."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{where}: {field} {value!r} is not a number") from None
+
+
 def _name_of(class_id: int, opts: ConvertOptions, where: str) -> str:
     if opts.classes is None:
         return f"class_{class_id}"
@@ -106,11 +114,12 @@ def _ms_temba(path: Path, opts: ConvertOptions) -> AnnotationSet:
             if not isinstance(action, (list, tuple)) or len(action) != 3:
                 raise AnnotationError(f"{where}: action {k} must be [class, start, end], got {action!r}")
             cls, start, end = action
-            name = _name_of(int(cls), opts, where)
-            anns.append({"label": name, "segment": [float(start) * scale, float(end) * scale]})
+            name = _name_of(_number(cls, f"{where}: action {k}", "class", int), opts, where)
+            anns.append({"label": name, "segment": [_number(start, f"{where}: action {k}", "start") * scale,
+                                                    _number(end, f"{where}: action {k}", "end") * scale]})
         duration = entry.get("duration")
         database[vid] = {"subset": entry.get("subset", ""), "annotations": anns,
-                         "duration": None if duration is None else float(duration) * scale}
+                         "duration": None if duration is None else _number(duration, where, "duration") * scale}
     return _finish(parse_database(database, str(path), _classes_for(opts, database), remap_ids=True), opts)
 
 
@@ -176,7 +185,7 @@ def from_charades_csv(path: Path, opts: ConvertOptions) -> AnnotationSet:
                 name = _name_of(int(parts[0][1:]), opts, where) if opts.classes else parts[0]
                 anns.append({"label": name, "segment": [parts[1], parts[2]]})
             length = row.get("length")
-            database[row["id"]] = {"subset": subset, "duration": float(length) if length else None,
+            database[row["id"]] = {"subset": subset, "duration": _number(length, where, "length") if length else None,
                                    "annotations": anns}
     return _database(database, str(path), opts)
 
@@ -217,7 +226,9 @@ def from_smg_finelabels(path: Path, opts: ConvertOptions) -> AnnotationSet:
                 continue
             if len(row) < 3:
                 raise AnnotationError(f"{file}:{n}: expected 'label,startframe,endframe'")
-            label, start, end = int(row[0]) - 1, int(row[1]), int(row[2])
+            at = f"{file}:{n}"
+            label = _number(row[0], at, "label", int) - 1
+            start, end = _number(row[1], at, "startframe", int), _number(row[2], at, "endframe", int)
             anns.append({"label": _name_of(label, opts, f"{file}:{n}"),
                          "segment": [start / opts.fps, end / opts.fps]})
         database[vid] = {"subset": opts.subset or "", "annotations": anns}
