@@ -121,7 +121,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .weights import MissingWeightsError, download
+    from .weights import download
 
     for name in args.names:
         if name.startswith("clip:"):  # open_clip fetches and caches its own weights
@@ -133,11 +133,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             load_clip(arch, tag, _device("cpu"), cache_dir=str(weights_dir() / "open_clip"))
             print(f"{name}: cached under {weights_dir() / 'open_clip'}")
             continue
-        try:
-            path = download(name)
-        except (KeyError, MissingWeightsError) as exc:
-            raise SystemExit(f"error: {exc}") from None
-        print(f"{name}: {path}")
+        print(f"{name}: {download(name)}")
     return 0
 
 

@@ -2,10 +2,17 @@
 
 Files are downloaded with ``huggingface_hub`` into ``pretrained/cache/`` (or
 ``$MAMBA_TAD_PRETRAINED``), verified against the registry's sha256, and loaded with
-``torch.load(weights_only=True)``. Where no published sha256 is known, the first download's
-hash is recorded in ``hashes.json`` beside the files (trust on first use) and every later use is
-checked against it. Missing weights raise :class:`MissingWeightsError` naming the command that
-fetches them; nothing ever falls back to random initialisation.
+``torch.load(weights_only=True)``. Nothing can change under a user:
+
+* a registry entry pins a Hub ``revision`` (a commit) and a ``sha256`` where they are known;
+* where they are not (no upstream publishes them), the first download records both in
+  ``hashes.json`` beside the files (trust on first use): the commit it came from, read off the
+  Hub cache's ``snapshots/<commit>/`` path, and the file's sha256. Every later download asks for
+  that commit and every use checks that hash. ``python -m extract weights --json`` prints them,
+  which is how a maintainer fills in a registry entry.
+
+Missing weights raise :class:`MissingWeightsError` naming the command that fetches them; nothing
+ever falls back to random initialisation.
 """
 from __future__ import annotations
 
@@ -63,14 +70,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _recorded() -> dict[str, str]:
+def _recorded() -> dict[str, dict[str, str]]:
+    """``{name: {"sha256": ..., "revision": ...}}`` of first downloads (older files hold the hash only)."""
     path = weights_dir() / "hashes.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {name: v if isinstance(v, dict) else {"sha256": v} for name, v in data.items()}
 
 
-def _record(name: str, digest: str) -> None:
+def _record(name: str, **fields: str) -> None:
     hashes = _recorded()
-    hashes[name] = digest
+    hashes[name] = {**hashes.get(name, {}), **fields}
     path = weights_dir() / "hashes.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -78,23 +87,41 @@ def _record(name: str, digest: str) -> None:
     os.replace(tmp, path)
 
 
+def _commit_of(path: Path) -> str | None:
+    """The commit a Hub cache file belongs to (``.../snapshots/<commit>/<filename>``)."""
+    parts = path.parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
+
+
 def _fetch(entry: WeightsEntry, offline: bool) -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    revision = entry.revision or _recorded().get(entry.name, {}).get("revision")
     try:
-        return Path(hf_hub_download(entry.repo_id, entry.filename, revision=entry.revision,
-                                    cache_dir=weights_dir() / "hf", local_files_only=offline))
+        path = Path(hf_hub_download(entry.repo_id, entry.filename, revision=revision, cache_dir=weights_dir() / "hf",
+                                    local_files_only=offline or constants.HF_HUB_OFFLINE, etag_timeout=5))
     except LocalEntryNotFoundError:
-        raise MissingWeightsError(f"weights {entry.name!r} are not downloaded; run: python -m extract download "
-                                  f"{entry.name}") from None
+        if offline:
+            raise MissingWeightsError(f"weights {entry.name!r} are not downloaded; run: python -m extract download "
+                                      f"{entry.name}") from None
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hugging Face Hub cannot be reached"
+        raise MissingWeightsError(
+            f"cannot download {entry.name!r}: {why} and the file is not in {weights_dir()}. On a connected machine "
+            f"run `python -m extract download {entry.name}` and copy {weights_dir()} here (or point "
+            f"MAMBA_TAD_PRETRAINED at it), or give the file itself: --weights /path/to/{Path(entry.filename).name}"
+        ) from None
+    commit = _commit_of(path)
+    if commit and not entry.revision and "revision" not in _recorded().get(entry.name, {}):
+        _record(entry.name, revision=commit)  # pin on first use: later downloads ask for this commit
+    return path
 
 
 def _verify(entry: WeightsEntry, path: Path) -> Path:
     digest = sha256_of(path)
-    expected = entry.sha256 or _recorded().get(entry.name)
+    expected = entry.sha256 or _recorded().get(entry.name, {}).get("sha256")
     if expected is None:
-        _record(entry.name, digest)  # trust on first use: later uses must match
+        _record(entry.name, sha256=digest)  # trust on first use: later uses must match
     elif digest != expected:
         raise MissingWeightsError(f"weights {entry.name!r} at {path} have sha256 {digest}, expected {expected}: "
                                   f"the file is corrupt or was replaced; delete it and run: "
@@ -105,7 +132,7 @@ def _verify(entry: WeightsEntry, path: Path) -> Path:
 def download(name: str) -> Path:
     """Download (or find in the cache) and verify registry weights ``name``."""
     if name not in REGISTRY:
-        raise KeyError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}")
+        raise MissingWeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}")
     entry = REGISTRY[name]
     return _verify(entry, _fetch(entry, offline=False))
 
@@ -143,7 +170,10 @@ def listing() -> list[dict[str, Any]]:
             cached: str | None = str(_fetch(entry, offline=True))
         except MissingWeightsError:
             cached = None
+        recorded = _recorded().get(entry.name, {})
         rows.append({"name": entry.name, "source": f"hf://{entry.repo_id}/{entry.filename}", "size_mb": entry.size_mb,
-                     "licence": entry.licence, "sha256": entry.sha256 or _recorded().get(entry.name),
-                     "cached": cached, "notes": entry.notes})
+                     "licence": entry.licence, "sha256": entry.sha256 or recorded.get("sha256"),
+                     "revision": entry.revision or recorded.get("revision"),
+                     "pinned_by": "registry" if entry.sha256 and entry.revision else
+                     "first download" if recorded else None, "cached": cached, "notes": entry.notes})
     return rows

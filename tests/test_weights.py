@@ -1,5 +1,6 @@
 """The weights registry against a local fake Hugging Face cache: download, verify, refuse."""
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,7 +47,7 @@ def test_download_verifies_and_records_the_hash(fake_cache):
     path = weights.download("i3d-rgb-imagenet")
     assert weights.load_state_dict(path)["w"].tolist() == [1.0, 1.0]
     assert weights.resolve("i3d-rgb-imagenet") == path
-    assert weights._recorded()["i3d-rgb-imagenet"] == weights.sha256_of(path)
+    assert weights._recorded()["i3d-rgb-imagenet"] == {"sha256": weights.sha256_of(path), "revision": COMMIT}
     fake_cache(entry, _state_bytes(2.0))  # the cached file is replaced behind our back
     with pytest.raises(weights.MissingWeightsError, match="sha256 .* expected"):
         weights.resolve("i3d-rgb-imagenet")
@@ -77,5 +78,35 @@ def test_cli_lists_and_downloads(fake_cache, capsys):
     out = capsys.readouterr().out
     assert "i3d-rgb-imagenet" in out and "not downloaded: python -m extract download" in out and "licence" in out
     assert main(["download", "i3d-rgb-swallow"]) == 0
-    with pytest.raises(SystemExit, match="unknown weights"):
-        main(["download", "i3d-nope"])
+    capsys.readouterr()
+    assert main(["download", "i3d-nope"]) == 1
+    assert capsys.readouterr().err.startswith("error: unknown weights 'i3d-nope'; known: i3d-rgb-imagenet")
+
+
+def test_the_first_download_pins_its_commit(fake_cache):
+    entry = weights.REGISTRY["i3d-rgb-charades"]
+    first = fake_cache(entry, _state_bytes())
+    assert weights.download(entry.name) == first
+    # the repo moves on: main now points at another commit with another file
+    repo = first.parents[len(entry.filename.split("/")) + 1]         # models--ORG--NAME
+    newer = repo / "snapshots" / ("b" * 40) / entry.filename
+    newer.parent.mkdir(parents=True)
+    newer.write_bytes(_state_bytes(3.0))
+    (repo / "refs" / "main").write_text("b" * 40)
+    from huggingface_hub import hf_hub_download
+
+    assert Path(hf_hub_download(entry.repo_id, entry.filename, cache_dir=weights.weights_dir() / "hf",
+                                local_files_only=True)) == newer    # what an unpinned lookup now gets
+    assert weights.resolve(entry.name) == first  # still the pinned commit, not main
+    assert weights.listing()[2]["revision"] == COMMIT and weights.listing()[2]["pinned_by"] == "first download"
+
+
+def test_offline_download_says_the_hub_is_unreachable(fake_cache, capsys):
+    import time
+
+    started = time.perf_counter()
+    assert main(["download", "i3d-flow-charades"]) == 1
+    err = capsys.readouterr().err
+    assert time.perf_counter() - started < 5
+    assert err.startswith("error: cannot download 'i3d-flow-charades': HF_HUB_OFFLINE is set and the file is not in ")
+    assert "--weights /path/to/flow_charades.pt" in err
