@@ -275,3 +275,19 @@ def test_two_trainings_cannot_write_one_folder(planted, tmp_path):
                                   f"(pid {os.getpid()} on ")
     assert proc.stderr.strip().endswith("wait for it or train into another output=")
     assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def test_workers_and_threads_leave_each_other_cores(monkeypatch):
+    from detect.data import workers
+    from detect.engine.distributed import configure_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(workers, "available_cores", lambda: 2)
+        monkeypatch.setattr("detect.engine.distributed.available_cores", lambda: 2)
+        assert workers.loader_workers(4) == 1 and workers.loader_workers(0) == 0
+        assert configure_cpu_threads(1, torch.device("cpu")) == 1
+        monkeypatch.setattr(workers, "available_cores", lambda: 16)
+        assert workers.loader_workers(4) == 4
+    finally:
+        torch.set_num_threads(before)

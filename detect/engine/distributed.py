@@ -5,6 +5,8 @@ import os
 
 import torch
 
+from ..data.workers import available_cores
+
 
 def init_distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank); starts the process group under torchrun."""
@@ -14,6 +16,13 @@ def init_distributed() -> tuple[int, int, int]:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def configure_cpu_threads(workers: int, device: torch.device) -> int:
+    """Intra-op threads of a CPU training: the cores the workers leave (at least 1). Returns it."""
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, available_cores() - workers))
+    return torch.get_num_threads()
 
 
 def is_main_process() -> bool:

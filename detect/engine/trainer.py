@@ -21,10 +21,11 @@ import torch
 import yaml
 
 from ..config import RunConfig, to_dict
+from ..data.workers import loader_workers
 from ..errors import DetectError
 from ..tasks.base import move_inputs
 from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import close_distributed, init_distributed
+from .distributed import close_distributed, configure_cpu_threads, init_distributed
 from .ema import ModelEma
 from .optim import param_groups, warmup_cosine
 from .run import build_model, evaluate_split, length_multiple, prepare, use_amp
@@ -119,6 +120,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
+    configure_cpu_threads(loader_workers(cfg.data.num_workers), dev)
     run = prepare(cfg)
     task, metric = run.task, run.task.metric
     datasets = {name: run.dataset(name, training=name == "train") for name, ids in run.splits.items() if ids}

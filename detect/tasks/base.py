@@ -16,6 +16,7 @@ from torch import nn
 from extract.annotations import AnnotationSet
 
 from ..data.streams import StreamDataset, StreamSet
+from ..data.workers import loader_workers
 from ..errors import ConfigError
 
 
@@ -50,7 +51,7 @@ class Task:
         pad_to = self.cfg.data.max_seq_len if training else None
         return torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, shuffle=training and sampler is None, sampler=sampler,
-            generator=generator, num_workers=self.cfg.data.num_workers, drop_last=training,
+            generator=generator, num_workers=loader_workers(self.cfg.data.num_workers), drop_last=training,
             collate_fn=partial(type(self).collate_fn, pad_to=pad_to, multiple=multiple))
 
     # training
