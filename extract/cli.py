@@ -59,6 +59,9 @@ def _print_summary(s: dict) -> None:
             print(f"  {int(shard):5d}  {row['segments']:8d}  {row['videos']:6d}  {_human_bytes(row['bytes']):>10}")
     for vid, err in s["failures"].items():
         print(f"failed     {vid}: {err}")
+    for vid, warnings in s["warnings"].items():
+        for warning in warnings:
+            print(f"warning    {vid}: {warning}")
     for name, n in s["unsealed"].items():
         print(f"unsealed   {name}: {n} videos (live writer, or run `python -m extract recover`)")
     for problem in s["problems"]:

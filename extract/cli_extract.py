@@ -30,6 +30,8 @@ def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGro
     p.add_argument("--shards", type=int, default=16, help="shards of a new store")
     p.add_argument("--retry-failed", action="store_true", help="try again videos that failed before")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
+    p.add_argument("--strict", action="store_true",
+                   help="fail a video that decodes short of its container's length (default: store it, warn)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return src
 
@@ -68,7 +70,8 @@ def _plan(args: argparse.Namespace, streams, device, size: int, window: int, str
 
     fps = None if args.fps == "native" else float(args.fps)
     autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    return Plan(streams, DecodeSpec(size=size, spatial=args.spatial, fps=fps, decoder=args.decoder),
+    decode = DecodeSpec(size=size, spatial=args.spatial, fps=fps, decoder=args.decoder, strict=args.strict)
+    return Plan(streams, decode,
                 window=window, stride=stride, tail=args.tail, batch_size=args.batch_size, device=device,
                 autocast=autocast if device.type == "cuda" else None)
 
@@ -101,8 +104,11 @@ def report(summary: dict, args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{'written':<10}{summary['written']:>8}\n{'skipped':<10}{summary['skipped']:>8}\n"
-              f"{'failed':<10}{len(summary['failed']):>8}\n{'snippets':<10}{summary['snippets']:>8}\n"
-              f"{'time':<10}{summary['seconds']:>7.1f}s")
+              f"{'failed':<10}{len(summary['failed']):>8}\n{'warnings':<10}{len(summary['warnings']):>8}\n"
+              f"{'snippets':<10}{summary['snippets']:>8}\n{'time':<10}{summary['seconds']:>7.1f}s")
         for vid, error in summary["failed"].items():
             print(f"failed {vid}: {error}", file=sys.stderr)
+        for vid, warnings in summary["warnings"].items():
+            for warning in warnings:
+                print(f"warning {vid}: {warning} (stored; --strict refuses such videos)", file=sys.stderr)
     return 1 if summary["failed"] and not args.keep_going else 0

@@ -66,7 +66,8 @@ class _Decoded(torch.utils.data.IterableDataset):
                 continue
             yield "end", src.video_id, {"fps": stream.fps, "source_fps": stream.source_fps, "frames": stream.frames,
                                         "duration": stream.duration, "decoder": stream.decoder,
-                                        "notes": stream.notes, "source": str(src.path)}
+                                        "notes": stream.notes, "warnings": stream.warnings,
+                                        "source": str(src.path)}
 
 
 def _as_is(item):
@@ -97,6 +98,7 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
     videos: dict[str, _Video] = {}
     queues: dict[str, list[tuple[str, torch.Tensor]]] = defaultdict(list)
     done: list[str] = []
+    warned: dict[str, list[str]] = {}
     snippets = 0
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True)
 
@@ -119,6 +121,12 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
             batch, queues[stream.name] = queues[stream.name][:plan.batch_size], queues[stream.name][plan.batch_size:]
             run_batch(stream, batch)
 
+    def discard(vid: str) -> None:
+        """Forget a failed video, including snippets of it still waiting for a batch."""
+        videos.pop(vid, None)
+        for name in queues:
+            queues[name] = [(v, p) for v, p in queues[name] if v != vid]
+
     def flush_finished(force: bool = False) -> None:
         if force:
             for stream in plan.streams:
@@ -137,9 +145,9 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
                                              timeout=plan.decode_timeout if workers else 0)
         try:
             for kind, vid, payload in loader:
-                if kind == "error":
+                if kind == "error":  # possibly after some of its snippets were queued
                     writer.fail(vid, payload)
-                    videos.pop(vid, None)
+                    discard(vid)
                     bar.update(1)
                     continue
                 state = videos.setdefault(vid, _Video(plan))
@@ -158,6 +166,8 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
                             queue(vid, stream, state.cutters[stream.name].push(tail))
                         queue(vid, stream, state.cutters[stream.name].finish())
                     state.meta = payload
+                    if payload["warnings"]:
+                        warned[vid] = payload["warnings"]
                 flush_finished()
             remaining = []
         except RuntimeError as exc:
@@ -166,7 +176,7 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
             stuck = [v for v, s in videos.items() if s.meta is None]
             for vid in stuck:  # a decoder hung inside a worker: these videos are lost, the rest go on
                 writer.fail(vid, f"decoding produced nothing for {plan.decode_timeout:.0f} s (hung decoder)")
-                videos.pop(vid)
+                discard(vid)
                 bar.update(1)
             finished = set(done) | set(writer.failed) | set(videos)
             remaining = [v for v in remaining if v not in finished]
@@ -174,7 +184,8 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
     writer.close()
     bar.close()
     return {"store": str(store_path), "written": len(done), "skipped": skipped, "failed": writer.failed,
-            "snippets": snippets, "seconds": time.perf_counter() - started}
+            "warnings": {v: w for v, w in warned.items() if v in done}, "snippets": snippets,
+            "seconds": time.perf_counter() - started}
 
 
 def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
@@ -187,7 +198,7 @@ def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
     video_meta = VideoMeta(grid=grid, source=meta["source"], fps=meta["fps"], num_frames=meta["frames"],
                            duration=meta["duration"] or meta["frames"] / meta["fps"], decoder=meta["decoder"],
                            extra={"source_fps": meta["source_fps"], "notes": meta["notes"],
-                                  "streams": [s.name for s in plan.streams]})
+                                  "warnings": meta["warnings"], "streams": [s.name for s in plan.streams]})
     try:
         writer.write(vid, np.concatenate(parts, axis=1), video_meta)
     except StoreError as exc:

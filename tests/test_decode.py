@@ -34,11 +34,32 @@ def test_resize_resample_odd_sizes_and_a_single_frame(tmp_path):
     assert one.shape == (1, 32, 32, 3)
 
 
-def test_variable_frame_rate_keeps_every_frame(tmp_path):
+def test_variable_frame_rate_frames_sit_at_their_timestamps(tmp_path):
+    """20 frames at 30 fps (0.67 s), then 20 at 15 fps (1.33 s): 2 s, 20 fps on average. The frame
+    shown at 1.0 s is the second part's frame 5; indexing frames at the average rate would put
+    that part's frame 0 there."""
     path = make_vfr_video(tmp_path / "vfr", frames=40)
+    second = frame_content(20, 64, 48, seed=1)[:, 24, 32, 2].astype(int)
     for decoder in ("auto", "ffmpeg"):
-        frames, _ = decode_all(path, DecodeSpec(size=32, decoder=decoder))
-        assert frames.shape[0] == 40
+        frames, stream = decode_all(path, DecodeSpec(size=32, decoder=decoder))
+        assert stream.fps == 20.0 and frames.shape[0] == 40
+        at_one_second = int(frames[20, 16, 16, 2])
+        assert abs(at_one_second - second[5]) <= 6 and abs(at_one_second - second[0]) > 20
+        if decoder == "auto":
+            assert any("variable frame rate" in note for note in stream.notes)
+
+
+def test_a_truncated_video_is_a_warning_or_with_strict_a_failure(tmp_path):
+    whole = make_video(tmp_path / "whole", 180, fps=30.0, extra=["-movflags", "+faststart"])
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.4)])  # the index up front claims 180
+    frames, stream = decode_all(path, DecodeSpec(size=32))
+    assert 0 < frames.shape[0] < 120
+    assert stream.warnings == [f"decoded {frames.shape[0]} of the 180 frames its container promises "
+                               f"({frames.shape[0] / 30:.2f} of 6.00 s): truncated or damaged file?"]
+    assert stream.duration == pytest.approx(frames.shape[0] / 30)  # the real duration, not the header's
+    with pytest.raises(DecodeError, match=r"cut.mp4: decoded \d+ of the 180 frames"):
+        decode_all(path, DecodeSpec(size=32, strict=True))
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a video" * 200, "truncated"])

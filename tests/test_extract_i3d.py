@@ -192,3 +192,22 @@ def test_killing_only_the_main_process_leaves_no_lock_behind(weights_file, tmp_p
                 os.kill(w, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_short_decode_is_reported_and_refused_with_strict(weights_file, tmp_path):
+    (tmp_path / "v").mkdir()
+    whole = make_video(tmp_path / "whole", 180, fps=30.0, width=64, height=64, extra=["-movflags", "+faststart"])
+    (tmp_path / "v" / "cut.mp4").write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.4)])
+    args = ["--video-dir", tmp_path / "v", "--weights", weights_file, "--size", 64, "--device", "cpu", "--workers", 0]
+    proc = _run(args + ["--out", tmp_path / "s", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["written"] == 1
+    assert "of the 180 frames its container promises" in summary["warnings"]["cut"][0]
+    meta = open_store(tmp_path / "s").meta("cut")
+    assert meta.duration == pytest.approx(meta.num_frames / 30) and meta.extra["warnings"]
+    inspect = subprocess.run([sys.executable, "-m", "extract", "inspect", str(tmp_path / "s")], capture_output=True,
+                             text=True)
+    assert "warning    cut: decoded" in inspect.stdout
+    strict = _run(args + ["--out", tmp_path / "strict", "--strict", "--json"])
+    assert strict.returncode == 1 and "of the 180 frames" in json.loads(strict.stdout)["failed"]["cut"]

@@ -29,12 +29,13 @@ def frame_content(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
 
 
 def make_video(path: Path, frames: int, fps: float = 30.0, width: int = 96, height: int = 64,
-               codec: str = "h264", seed: int = 0) -> Path:
+               codec: str = "h264", seed: int = 0, extra: list[str] = ()) -> Path:
+    """``extra``: more ffmpeg output options (e.g. ``-movflags +faststart``)."""
     ext, args = CODECS[codec]
     path = path.with_suffix("." + ext) if path.suffix != "." + ext else path
     data = frame_content(frames, width, height, seed)
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *args, "-r", str(fps), str(path)]
+           "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *args, *extra, "-r", str(fps), str(path)]
     subprocess.run(cmd, input=data.tobytes(), check=True, timeout=120)
     return path
 

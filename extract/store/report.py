@@ -21,7 +21,7 @@ def _stats(values: list[float]) -> dict[str, float] | None:
 def summarize(store: FeatureStore) -> dict[str, Any]:
     """Everything ``inspect`` shows, as JSON-ready data."""
     lengths, trailing, grids, per_shard = [], Counter(), Counter(), defaultdict(lambda: [0, 0, 0])
-    fps_values = []
+    fps_values, warned = [], {}
     for seg in store.segments:
         row = per_shard[seg.shard]
         row[0] += 1
@@ -34,6 +34,9 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
         grid = store.grid(vid)
         grids[f"window {grid.window}, stride {grid.stride}, offset {grid.offset}, tail {grid.tail}"] += 1
         fps_values.append(grid.fps)
+        warnings = store.meta(vid).extra.get("warnings")
+        if warnings:
+            warned[vid] = warnings
     unsealed = {j.name: len(read_journal(j)) for j in store.unsealed}
     return {
         "path": str(store.path),
@@ -48,6 +51,7 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
         "segments": len(store.segments),
         "shards": {str(s): {"segments": r[0], "videos": r[1], "bytes": r[2]} for s, r in sorted(per_shard.items())},
         "failures": store.failures,
+        "warnings": warned,                 # e.g. decoded short of the container's length
         "unsealed": unsealed,
         "problems": list(store.problems),
     }

@@ -1,9 +1,13 @@
 """Decoding a video into a stream of uint8 RGB frame chunks ``(n, H, W, 3)``, bounded in memory.
 
 Two decoders: decord (the default, fast) and an ffmpeg pipe (robust). decord is never trusted
-blindly: its frame count must agree with the container's duration x fps before it is used, and
-if it fails mid-video the ffmpeg pipe continues from the frame where it stopped. The decoder
-that produced the frames (and any fallback) is recorded. Frames are resized by the decoder:
+blindly: its frame count must agree with the container's duration x fps and its frame
+timestamps must lie on a constant-rate grid before it is used, and if it fails mid-video the
+ffmpeg pipe continues from the frame where it stopped. The ffmpeg pipe samples frames by their
+timestamps (its ``fps`` filter), so a variable-frame-rate video becomes a constant-rate sequence
+whose frame ``k`` really is at ``k / fps``. A video that decodes to fewer frames than its
+container promises (a truncated file) is a warning recorded with it, or a failure with
+``strict``. The decoder that produced the frames (and any fallback) is recorded. Frames are resized by the decoder:
 ``center-crop`` scales the short side to ``size`` and crops the centre square (the usual I3D /
 CLIP input), ``resize`` squashes to ``size x size``.
 """
@@ -36,6 +40,7 @@ class DecodeSpec:
     decoder: str = "auto"
     chunk: int = 64                   # frames per chunk handed out
     timeout: float = 3600.0           # seconds for one video through the ffmpeg pipe
+    strict: bool = False              # a video decoding short of its container's length fails
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -58,6 +63,7 @@ class FrameStream:
     decoder: str = ""
     frames: int = 0
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.path.is_dir():
@@ -75,12 +81,25 @@ class FrameStream:
         if use_decord:
             try:
                 yield from self._decord(info)
+                self._check_length()
                 return
             except _DecordProblem as exc:
                 if self.spec.decoder == "decord" and self.frames == 0:
                     raise DecodeError(f"{self.path}: decord: {exc}") from None
                 self.notes.append(f"decord: {exc}; ffmpeg pipe from frame {self.frames}")
         yield from self._ffmpeg(start=self.frames)
+        self._check_length()
+
+    def _check_length(self) -> None:
+        """Fewer frames than duration x fps: a truncated or damaged file, never a normal video."""
+        expected = self.duration * self.fps
+        if expected > 0 and self.frames < expected - max(2.0, 0.02 * expected):
+            message = (f"decoded {self.frames} of the {expected:.0f} frames its container promises "
+                       f"({self.frames / self.fps:.2f} of {self.duration:.2f} s): truncated or damaged file?")
+            if self.spec.strict:
+                raise DecodeError(f"{self.path}: {message}")
+            self.warnings.append(message)
+            self.duration = self.frames / self.fps  # what was decoded, not what the header claims
 
     # -- a folder of frames (written by `extract frames`) --------------------------------
     def _images(self) -> Iterator[np.ndarray]:
@@ -143,6 +162,15 @@ class FrameStream:
         # spin forever inside decord): only use it when it agrees with duration x fps.
         if count <= 0 or (expected > 0 and abs(count - expected) > max(2.0, 0.02 * expected)):
             raise _DecordProblem(f"reports {count} frames, the header implies {expected:.1f}")
+        try:
+            starts = reader.get_frame_timestamp(list(range(count)))[:, 0]
+        except Exception as exc:  # noqa: BLE001 - decord raises its own error types
+            raise _DecordProblem(f"no frame timestamps ({exc})") from None
+        drift = float(np.abs(starts - starts[0] - np.arange(count) / info.fps).max()) if count else 0.0
+        if drift > 1.5 / info.fps:  # frame k is not at k / fps: sample by timestamps instead
+            self.notes.append(f"variable frame rate (frames up to {drift:.2f} s off a {info.fps:g} fps grid): "
+                              f"resampled by timestamp")
+            raise _DecordProblem("variable frame rate")
         self.decoder = f"decord {decord.__version__}"
         try:
             for start in range(0, count, self.spec.chunk):
@@ -159,9 +187,9 @@ class FrameStream:
     # -- ffmpeg pipe -------------------------------------------------------------------
     def _ffmpeg(self, start: int = 0) -> Iterator[np.ndarray]:
         size = self.spec.size
-        filters = []
-        if self.spec.fps is not None:
-            filters.append(f"fps={self.spec.fps}")
+        # Frames by timestamp at the output rate: exact for constant-rate videos, and what puts a
+        # variable-rate video's frames where their times say.
+        filters = [f"fps={self.fps:.6f}"]
         if start:
             filters.append(f"select=gte(n\\,{start})")
         if self.spec.spatial == "center-crop":
