@@ -1,0 +1,34 @@
+"""The README's sample job and its reproduction from the checkpoint agree to the last digit."""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def _commands(block: str) -> list[list[str]]:
+    joined = re.sub(r"\\\n\s*", " ", block)
+    return [shlex.split(line) for line in joined.splitlines() if line.startswith("python ")]
+
+
+def test_the_readme_reproduces_trainings_test_number(tmp_path):
+    readme = ROOT.joinpath("README.md").read_text()
+    main_job = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    reproduce = readme.split("reproduces the test number", 1)[1].split("```", 2)[1]
+    for name in ("configs", "datasets"):
+        os.symlink(ROOT / name, tmp_path / name)
+    steps = [c for c in _commands(main_job.replace("&& \\\n", "\n").replace(" && ", "\n"))]
+    steps = [s for s in steps if s[:3] != ["python3", "-m", "venv"]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    outputs = []
+    for argv in steps + _commands(reproduce):
+        argv = [sys.executable if argv[0] == "python" else argv[0], *argv[1:]]
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+        outputs.append(proc.stdout)
+    trained = re.search(r"test average mAP (\d+\.\d+)", outputs[-3]).group(1)
+    reproduced = re.search(r"average (\d+\.\d+)", outputs[-1].splitlines()[-1]).group(1)
+    assert trained == reproduced, (outputs[-3], outputs[-1])
