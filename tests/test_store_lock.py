@@ -70,10 +70,13 @@ def test_a_live_writers_lock_is_not_reclaimed(tmp_path):
 def test_forked_children_do_not_keep_the_lock(tmp_path):
     w = StoreWriter(tmp_path / "s", store_info(num_shards=1))
     write_videos(w, video_ids(2))
+    ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:  # a DataLoader worker, say: lives on after the writer
+        os.write(ready_w, b"x")  # fork has returned here, so the at-fork handlers have run
         time.sleep(30)
         os._exit(0)
+    os.read(ready_r, 1)
     try:
         w.close()
         lock_file = tmp_path / "s" / "locks" / "shard-00000.lock"
