@@ -14,7 +14,7 @@ def _commands(block: str) -> list[list[str]]:
     return [shlex.split(line) for line in joined.splitlines() if line.startswith("python ")]
 
 
-def test_the_readme_reproduces_trainings_test_number(tmp_path):
+def test_the_readme_reproduces_trainings_test_number(tmp_path, monkeypatch):
     readme = ROOT.joinpath("README.md").read_text()
     main_job = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
     reproduce = readme.split("reproduces the test number", 1)[1].split("```", 2)[1]
@@ -32,3 +32,12 @@ def test_the_readme_reproduces_trainings_test_number(tmp_path):
     trained = re.search(r"test average mAP (\d+\.\d+)", outputs[-3]).group(1)
     reproduced = re.search(r"average (\d+\.\d+)", outputs[-1].splitlines()[-1]).group(1)
     assert trained == reproduced, (outputs[-3], outputs[-1])
+
+    # the README's Python example of reading that store, as written, with its commented results
+    example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(example, "README.md", "exec"), scope)
+    assert scope["x"].shape == (354, 32) and str(scope["x"].dtype) == "float16"
+    assert (scope["grid"].window, scope["grid"].stride, scope["grid"].fps) == (16, 4, 30.0)
+    assert scope["grid"].index_to_seconds(10) == 1.6 and scope["grid"].seconds_to_index(12.0) == 88.0
