@@ -21,8 +21,9 @@ def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGro
     p.add_argument("--size", type=int, default=224, help="frame size fed to the model (default 224)")
     p.add_argument("--spatial", default="center-crop", choices=("center-crop", "resize"),
                    help="short side to --size then centre crop, or squash to --size x --size")
-    p.add_argument("--decoder", default="auto", choices=("auto", "decord", "ffmpeg"),
-                   help="auto: decord when its frame count checks out, else an ffmpeg pipe")
+    p.add_argument("--decoder", default="auto", choices=("auto", "decord", "torchcodec", "ffmpeg"),
+                   help="auto: decord when its frame count and timestamps check out, else an ffmpeg pipe "
+                        "(by timestamp); torchcodec (optional) samples by timestamp with exact seeking")
     p.add_argument("--batch-size", type=int, default=32, help="snippets per GPU batch (default 32)")
     p.add_argument("--workers", type=int, default=4, help="decoding processes (default 4)")
     p.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (auto: this rank's GPU if any)")

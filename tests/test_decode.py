@@ -77,3 +77,32 @@ def test_decoder_timeout_is_enforced(tmp_path):
     path = make_video(tmp_path / "slow", 300, width=640, height=480)
     with pytest.raises(DecodeError, match="longer than"):
         decode_all(path, DecodeSpec(size=224, decoder="ffmpeg", timeout=0.01))
+
+
+def _torchcodec_usable() -> bool:
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401  (loads FFmpeg's libraries)
+    except (ImportError, RuntimeError, OSError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _torchcodec_usable(), reason="torchcodec or FFmpeg's shared libraries are not installed")
+def test_torchcodec_samples_by_timestamp_and_checks_the_length(tmp_path):
+    path = make_video(tmp_path / "cfr", 60, fps=30.0, width=80, height=60)
+    ours, stream = decode_all(path, DecodeSpec(size=48, decoder="torchcodec"))
+    piped, _ = decode_all(path, DecodeSpec(size=48, decoder="ffmpeg"))
+    assert stream.decoder.startswith("torchcodec") and ours.shape == piped.shape == (60, 48, 48, 3)
+    assert np.abs(ours.astype(int) - piped.astype(int)).mean() < 2.0  # antialiased vs plain bilinear resize
+    index = frame_content(60, 80, 60)[:, 30, 40, 2].astype(int)
+    resampled, _ = decode_all(path, DecodeSpec(size=48, decoder="torchcodec", fps=10.0))
+    assert np.abs(resampled[:, 24, 24, 2].astype(int) - index[::3]).max() <= 6  # frame 3k is shown at k / 10
+    vfr = make_vfr_video(tmp_path / "vfr", frames=40)
+    second = frame_content(20, 64, 48, seed=1)[:, 24, 32, 2].astype(int)
+    frames, _ = decode_all(vfr, DecodeSpec(size=32, decoder="torchcodec"))
+    assert abs(int(frames[20, 16, 16, 2]) - second[5]) <= 6
+    whole = make_video(tmp_path / "whole", 120, fps=30.0, extra=["-movflags", "+faststart"])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    frames, stream = decode_all(cut, DecodeSpec(size=32, decoder="torchcodec"))
+    assert stream.warnings and "of the 120 frames" in stream.warnings[0]

@@ -1,6 +1,8 @@
 """Decoding a video into a stream of uint8 RGB frame chunks ``(n, H, W, 3)``, bounded in memory.
 
-Two decoders: decord (the default, fast) and an ffmpeg pipe (robust). decord is never trusted
+Three decoders: decord (the default, fast), torchcodec (optional: ``pip install torchcodec`` plus
+FFmpeg's shared libraries; samples frames by timestamp with exact seeking) and an ffmpeg pipe
+(robust, always there). decord is never trusted
 blindly: its frame count must agree with the container's duration x fps and its frame
 timestamps must lie on a constant-rate grid before it is used, and if it fails mid-video the
 ffmpeg pipe continues from the frame where it stopped. The ffmpeg pipe samples frames by their
@@ -24,7 +26,7 @@ import numpy as np
 
 from .ffmpeg import FFmpegError, ffmpeg_exe, passthrough_args, probe
 
-DECODERS = ("auto", "decord", "ffmpeg")
+DECODERS = ("auto", "decord", "torchcodec", "ffmpeg")
 SPATIAL = ("center-crop", "resize")
 
 
@@ -75,6 +77,15 @@ class FrameStream:
             raise DecodeError(str(exc)) from None
         self.source_fps, self.duration = info.fps, info.duration
         self.fps = self.spec.fps or info.fps
+        if self.spec.decoder == "torchcodec":
+            try:
+                yield from self._torchcodec(info)
+                self._check_length()
+                return
+            except _DecordProblem as exc:
+                if self.frames:
+                    raise DecodeError(f"{self.path}: torchcodec failed at frame {self.frames}: {exc}") from None
+                self.notes.append(f"torchcodec: {exc}; ffmpeg pipe")
         use_decord = self.spec.decoder in ("auto", "decord") and self.spec.fps is None
         if self.spec.decoder == "decord" and self.spec.fps is not None:
             self.notes.append("decord cannot resample: used the ffmpeg pipe for --fps")
@@ -183,6 +194,40 @@ class FrameStream:
             raise _DecordProblem(f"failed at frame {self.frames} ({exc})") from None
         finally:
             del reader
+
+    # -- torchcodec ----------------------------------------------------------------------
+    def _torchcodec(self, info) -> Iterator[np.ndarray]:
+        """Frames nearest to ``k / fps`` by timestamp (so VFR and ``--fps`` come out right), resized
+        by the decoder (bilinear, antialiased), after the same frame-count check as decord."""
+        try:
+            from torchcodec import __version__
+            from torchcodec.decoders import VideoDecoder
+            from torchcodec.transforms import Resize
+        except (ImportError, RuntimeError, OSError) as exc:  # no wheel, or no FFmpeg libraries for it
+            raise _DecordProblem(f"not usable ({str(exc).splitlines()[0]})") from None
+        width, height = _scaled_size(info.width, info.height, self.spec)
+        try:
+            decoder = VideoDecoder(str(self.path), dimension_order="NHWC", seek_mode="exact",
+                                   transforms=[Resize((height, width))])
+        except Exception as exc:  # noqa: BLE001 - torchcodec raises plain RuntimeErrors
+            raise _DecordProblem(f"cannot open ({str(exc).splitlines()[0]})") from None
+        meta = decoder.metadata
+        expected = info.duration * info.fps
+        if meta.num_frames <= 0 or (expected > 0 and abs(meta.num_frames - expected) > max(2.0, 0.02 * expected)):
+            raise _DecordProblem(f"finds {meta.num_frames} frames, the header implies {expected:.1f}")
+        begin, end = meta.begin_stream_seconds, meta.end_stream_seconds
+        # The frame nearest to k / fps (as ffmpeg's fps filter picks it): the one shown half a
+        # source frame later.
+        times = begin + np.arange(int(round((end - begin) * self.fps))) / self.fps + 0.5 / info.fps
+        self.decoder = f"torchcodec {__version__}"
+        for start in range(0, len(times), self.spec.chunk):
+            try:
+                batch = decoder.get_frames_played_at(times[start:start + self.spec.chunk].tolist()).data
+            except Exception as exc:  # noqa: BLE001
+                raise _DecordProblem(f"failed at frame {self.frames} ({str(exc).splitlines()[0]})") from None
+            out = _crop(batch.numpy(), self.spec)
+            self.frames += len(out)
+            yield out
 
     # -- ffmpeg pipe -------------------------------------------------------------------
     def _ffmpeg(self, start: int = 0) -> Iterator[np.ndarray]:
