@@ -147,19 +147,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plot import plot_timeline
+    from extract.annotations import load_annotations
+
+    from .plot import plot_frame_scores, plot_timeline
 
     formats = _image_formats()
     if Path(args.out).suffix.lstrip(".").lower() not in formats:
         raise DetectError(f"--out {args.out}: the file name must end in one of .{', .'.join(sorted(formats))}")
-    dets = json.loads(Path(args.detections).read_text())
-    gt = json.loads(Path(args.annotations).read_text())["database"]
-    results = dets.get("results", dets)
-    if args.video not in gt and args.video not in results:
-        raise DetectError(f"video {args.video!r} is in neither {args.annotations} nor {args.detections}")
-    entry = gt.get(args.video, {})
-    out = plot_timeline(args.video, entry.get("annotations", []), results.get(args.video, []), args.out,
-                        entry.get("duration"), args.top)
+    gt = load_annotations(args.annotations).database
+    entry = gt[args.video].to_dict() if args.video in gt else {}
+    if Path(args.detections).suffix == ".npz":  # dense predictions: per-frame score curves
+        from .tasks.dense import read_frame_predictions
+
+        predictions, classes = read_frame_predictions(args.detections)
+        if args.video not in predictions:
+            raise DetectError(f"video {args.video!r} is not in {args.detections}")
+        out = plot_frame_scores(args.video, entry.get("annotations", []), predictions[args.video]["scores"],
+                                predictions[args.video]["times"], classes, args.out)
+    else:
+        dets = json.loads(Path(args.detections).read_text())
+        results = dets.get("results", dets)
+        if args.video not in gt and args.video not in results:
+            raise DetectError(f"video {args.video!r} is in neither {args.annotations} nor {args.detections}")
+        out = plot_timeline(args.video, entry.get("annotations", []), results.get(args.video, []), args.out,
+                            entry.get("duration"), args.top)
     print(f"wrote {out}")
     return 0
 
@@ -233,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-map", choices=("full", "sampled-25"), help="dense: per-frame mAP mode (default: card's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("plot", help="draw ground truth and detections of one video on a timeline")
-    p.add_argument("detections", help="detections JSON")
+    p = sub.add_parser("plot", help="draw ground truth and detections (or per-frame scores) of one video")
+    p.add_argument("detections", help="detections JSON, or a dense .npz of per-frame scores")
     p.add_argument("--annotations", required=True, help="ground-truth JSON")
     p.add_argument("--video", required=True, help="video id")
     p.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")

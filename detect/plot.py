@@ -1,4 +1,5 @@
-"""Figures: ground truth and detections of one video on a timeline; training curves; a confusion matrix."""
+"""Figures: ground truth and detections (or per-frame scores) of one video on a timeline; training curves;
+a confusion matrix."""
 from __future__ import annotations
 
 import json
@@ -87,6 +88,34 @@ def plot_confusion(matrix, classes: list[str], out: str | Path) -> Path:
                         color="white" if rates[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_frame_scores(video_id: str, ground_truth: list[dict[str, Any]], scores, times, classes: list[str],
+                      out: str | Path, top: int = 6) -> Path:
+    """Dense predictions: one panel per class (the ``top`` classes by peak score, plus every class of
+    the ground truth), the per-step probability as a curve over the ground-truth segments (shaded)."""
+    import numpy as np
+
+    plt = _pyplot()
+    scores, times = np.asarray(scores), np.asarray(times)
+    shown = {a["label"] for a in ground_truth if a.get("segment") is not None and a["label"] in classes}
+    ranked = [classes[k] for k in np.argsort(-scores.max(axis=0), kind="stable")]
+    shown |= set(ranked[:top])
+    rows = [c for c in ranked if c in shown]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(12, 0.9 + 1.1 * len(rows)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], rows):
+        for ann in ground_truth:
+            if ann["label"] == name and ann.get("segment") is not None:
+                ax.axvspan(*ann["segment"], color="tab:green", alpha=0.25)
+        ax.plot(times, scores[:, classes.index(name)], color="tab:blue", lw=1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(name[:18], rotation=0, ha="right", fontsize=8)
+    axes[-1, 0].set_xlabel("seconds")
+    axes[0, 0].set_title(f"{video_id}: per-frame probability (blue) over the ground truth (green)")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -43,6 +43,12 @@ def test_ms_temba_learns_planted_per_frame_actions(tmp_path):
     cfg["eval"]["aux_weight"] = 0.3
     summary = train(load_config(None, base=cfg), progress=False)
     assert summary["task"] == "dense" and summary["test"]["mAP"] > 0.7, summary["test"]
+    from detect.cli import main  # per-frame score curves of a test video under its ground truth
+
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(tmp_path / "run" / "test_frames.npz"), "--annotations", str(ann), "--video", "test_024",
+                 "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 5000
 
 
 def test_the_padding_test_fails_without_masks(monkeypatch):
