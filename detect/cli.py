@@ -75,9 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg, model, device = _trained(args)
     run = prepare(cfg)
-    if not run.splits.get(args.split):
-        raise DetectError(f"split {args.split!r} has no videos (have {sorted(k for k, v in run.splits.items() if v)})")
-    result = evaluate_split(model, run, run.splits[args.split], args.split, device)
+    result = evaluate_split(model, run, run.video_ids(args.split), args.split, device)
     result.pop("predictions")
     print(json.dumps(result, indent=2) if args.json else f"{args.split} {run.task.headline(result)}")
     return 0
@@ -89,7 +87,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     cfg, model, device = _trained(args)
     run = inference_run(cfg, args.store, args.annotations, args.split)
-    predictions = predict_videos(model, run, run.splits[args.split], device)
+    predictions = predict_videos(model, run, run.video_ids(args.split), device)
     written = run.task.write_predictions(predictions, Path(args.out))
     print(f"wrote {run.task.name} predictions for {len(predictions)} videos ({args.split}) to "
           f"{', '.join(map(str, written))}")
@@ -165,7 +163,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         out = plot_frame_scores(args.video, entry.get("annotations", []), predictions[args.video]["scores"],
                                 predictions[args.video]["times"], classes, args.out)
     else:
-        dets = json.loads(Path(args.detections).read_text())
+        from .engine.score import read_json
+
+        dets = read_json(Path(args.detections))
         results = dets.get("results", dets)
         if args.video not in gt and args.video not in results:
             raise DetectError(f"video {args.video!r} is in neither {args.annotations} nor {args.detections}")

@@ -29,9 +29,7 @@ def push_checkpoint(path: Path, repo_id: str, *, private: bool = False, api: Any
     """Upload ``path`` (a run's ``best.pt``/``last.pt``), ``config.yaml`` and ``README.md``."""
     from .engine import load_checkpoint
 
-    state = load_checkpoint(path)
-    if "config" not in state:
-        raise SystemExit(f"error: {path} has no config: not a checkpoint written by `python -m detect train`")
+    state = load_checkpoint(path)  # refuses files without a model and its config
     if api is None:
         from huggingface_hub import HfApi
 

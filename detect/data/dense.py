@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from extract.annotations import VideoAnnotations
+
 from .streams import StreamDataset, VideoItem, pad_batch, padded_length, slice_time
 
 
@@ -20,6 +22,12 @@ def frame_targets(centres: np.ndarray, segments: list[tuple[float, float, int]],
     return target
 
 
+def segment_rows(video: VideoAnnotations, class_index: dict[str, int]) -> list[tuple[float, float, int]]:
+    """``(start, end, class)`` of a video's segments of known classes (what :func:`frame_targets` takes)."""
+    return [(a.segment[0], a.segment[1], class_index[a.label]) for a in video.annotations
+            if a.segment is not None and a.label in class_index]
+
+
 class DenseDataset(StreamDataset):
     def __init__(self, *args, max_seq_len: int = 2304, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -28,9 +36,7 @@ class DenseDataset(StreamDataset):
 
     def __getitem__(self, index: int) -> VideoItem:
         item = self.read(index)
-        rows = [(a.segment[0], a.segment[1], self.class_index[a.label])
-                for a in self.annotations.database[item.video_id].annotations
-                if a.segment is not None and a.label in self.class_index]
+        rows = segment_rows(self.annotations.database[item.video_id], self.class_index)
         centres = np.asarray(item.grid.centre_seconds(), dtype=np.float64)[: item.length]
         item.targets = {"frames": torch.from_numpy(frame_targets(centres, rows, len(self.classes)))}
         if self.training and item.length > self.max_seq_len:

@@ -57,10 +57,6 @@ class StreamSet:
         return cls({name: [open_store(p) for p in group] for name, group in paths.items()})
 
     @property
-    def names(self) -> list[str]:
-        return list(self.stores)
-
-    @property
     def ids(self) -> list[str]:
         """The videos of the first store of the first stream."""
         return next(iter(self.stores.values()))[0].ids

@@ -14,7 +14,7 @@ from ..config import RunConfig, load_config, task_name
 from ..errors import CheckpointError, ConfigError, DataError, DetectError
 from ..data.splits import resolve_splits
 from ..data.streams import StreamSet
-from ..models import create_model
+from ..models import create_model, model_entry
 from ..tasks import Task, get_task
 from .checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -27,6 +27,13 @@ class Run:
 
     def dataset(self, split: str, training: bool = False):
         return self.task.dataset(self.splits[split], training=training)
+
+    def video_ids(self, split: str) -> list[str]:
+        """The videos of ``split``; a split without videos is an error listing those with some."""
+        if not self.splits.get(split):
+            raise DataError(f"split {split!r} of {self.cfg.data.annotations} has no videos "
+                            f"(have {sorted(k for k, v in self.splits.items() if v)})")
+        return self.splits[split]
 
 
 class AnnotationCheckError(DetectError):
@@ -63,8 +70,6 @@ def prepare(cfg: RunConfig) -> Run:
 
 def check_channels(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
     """The model's input widths against the stores' (video ``vid``): a config error, not a conv error."""
-    from ..models import model_entry
-
     expected = model_entry(cfg.model.name).input_channels
     if expected is None:
         return
@@ -77,8 +82,7 @@ def check_channels(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
 
 
 def use_amp(cfg: RunConfig, device: torch.device) -> bool:
-    if cfg.optim.amp not in ("bf16", "none"):
-        raise ConfigError(f"optim.amp must be 'bf16' or 'none', got {cfg.optim.amp!r}")
+    """bf16 autocast: asked for (``optim.amp``, validated by its config) and on a GPU."""
     return cfg.optim.amp == "bf16" and device.type == "cuda"
 
 
@@ -147,8 +151,6 @@ def inference_run(cfg: RunConfig, stores: list[str] | None = None, annotations: 
                     for vid in ids}
         task = get_task(task_name(cfg))(cfg, AnnotationSet(database, known.classes), streams)
         return Run(cfg, task, {"all": ids})
-    splits = resolve_splits(cfg.data, known)
-    if not splits.get(split):
-        raise DataError(f"split {split!r} of {cfg.data.annotations} has no videos "
-                        f"(have {sorted(k for k, v in splits.items() if v)}); --split all runs every stored video")
-    return Run(cfg, get_task(task_name(cfg))(cfg, known, streams), splits)
+    run = Run(cfg, get_task(task_name(cfg))(cfg, known, streams), resolve_splits(cfg.data, known))
+    run.video_ids(split)  # a split without videos is an error here, before any model runs
+    return run

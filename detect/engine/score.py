@@ -22,11 +22,12 @@ def predictions_task(path: Path, card=None) -> str:
         return task_for_card(card.task)
     if path.suffix == ".npz":
         return "dense"
-    data = _json(path)
+    data = read_json(path)
     return "clips" if "classes" in data and isinstance(next(iter(data["results"].values()), None), dict) else "segments"
 
 
-def _json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file; unreadable or invalid is a :class:`DataError` naming it."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -70,7 +71,7 @@ def score_file(annotations: str | Path, predictions: str | Path, split: str, *, 
 
         tiou = tiou or (card.evaluation.get("tiou") if card else None) or DEFAULT_TIOU
         clean = clean_gt or (card is not None and card.evaluation.get("protocol") == "clean-gt")
-        dets = _json(path)
+        dets = read_json(path)
         database = {vid: v.to_dict() for vid, v in gt.database.items()}
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")

@@ -27,9 +27,9 @@ COMMON = {"input_dim", "embd_dim", "embd_kernel", "arch", "scale_factor", "max_s
 def upgrade_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """An old-layout run config as a dict in today's layout (a new dict)."""
     model, data = dict(cfg["model"]), dict(cfg["data"])
-    backbone = dict(model.pop("backbone"))
+    backbone = dict(model.pop("backbone", None) or {})
     old = backbone.pop("name", None)
-    if "name" in model or old not in OLD_BACKBONES:
+    if "name" in model or old not in OLD_BACKBONES or "stores" not in data:
         raise ConfigError("not an old-layout config: it names its model already, or its backbone is unknown")
     name = OLD_BACKBONES[old]
     mamba = backbone.pop("mamba", None) or {}

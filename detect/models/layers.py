@@ -73,6 +73,14 @@ class Scale(nn.Module):
         return x * self.scale
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop whole samples of a residual branch (batch first) with rate ``p``."""
+    if not training or p == 0:
+        return x
+    keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device) >= p
+    return x * keep.to(x.dtype) / (1 - p)
+
+
 class AffineDropPath(nn.Module):
     """Per-channel learnable scale (init ``init_scale``), then stochastic depth with rate ``p``."""
 
@@ -82,11 +90,7 @@ class AffineDropPath(nn.Module):
         self.scale = nn.Parameter(init_scale * torch.ones(1, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.scale * x
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.rand(x.shape[0], 1, 1, device=x.device) >= self.p
-        return x * keep.to(x.dtype) / (1 - self.p)
+        return drop_path(self.scale * x, self.p, self.training)
 
 
 def sinusoid_position_encoding(length: int, channels: int) -> torch.Tensor:

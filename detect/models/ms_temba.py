@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .layers import drop_path
 from .mamba import MambaConfig, ViM
 from .outputs import FrameOutput
 from .registry import register_model
@@ -45,20 +46,6 @@ class MSTembaConfig:
             raise ValueError(f"one width per dilation (each >= 1), got {self.embed_dims} and {self.dilations}")
 
 
-class DropPath(nn.Module):
-    """Stochastic depth on ``(B, L, d)`` residual branches."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        keep = torch.rand(x.shape[0], 1, 1, device=x.device) >= self.p
-        return x * keep.to(x.dtype) / (1 - self.p)
-
-
 class BiSSMLayer(nn.Module):
     """``(B, L, d), mask (B, L) -> (B, L, d)``: ``RMSNorm_f(x + DropPath(ViM(RMSNorm(x))))``."""
 
@@ -67,11 +54,11 @@ class BiSSMLayer(nn.Module):
         self.norm = nn.RMSNorm(dim, eps=1e-5)
         self.mixer = ViM(MambaConfig(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
                                      backend=cfg.backend), divide_out=True)
-        self.drop_path = DropPath(cfg.drop_path)
+        self.drop_rate = cfg.drop_path
         self.norm_f = nn.RMSNorm(dim, eps=1e-5)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.norm_f(x + self.drop_path(self.mixer(self.norm(x), mask)))
+        return self.norm_f(x + drop_path(self.mixer(self.norm(x), mask), self.drop_rate, self.training))
 
 
 class DilatedSSM(nn.Module):

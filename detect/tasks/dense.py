@@ -18,7 +18,7 @@ from torch import nn
 
 from extract.annotations import AnnotationSet
 
-from ..data.dense import DenseDataset, collate_dense, frame_targets
+from ..data.dense import DenseDataset, collate_dense, frame_targets, segment_rows
 from ..errors import DataError
 from ..metrics import frame_map
 from ..models.outputs import FrameOutput
@@ -54,12 +54,9 @@ def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: Ann
     if missing:
         raise DataError(f"{len(missing)} videos have no predictions, e.g. {missing[:3]}")
     index = {name: i for i, name in enumerate(classes)}
-    scores, targets = [], []
-    for vid in video_ids:
-        rows = [(a.segment[0], a.segment[1], index[a.label]) for a in annotations.database[vid].annotations
-                if a.segment is not None and a.label in index]
-        scores.append(predictions[vid]["scores"])
-        targets.append(frame_targets(predictions[vid]["times"], rows, len(classes)))
+    scores = [predictions[vid]["scores"] for vid in video_ids]
+    targets = [frame_targets(predictions[vid]["times"], segment_rows(annotations.database[vid], index), len(classes))
+               for vid in video_ids]
     result = frame_map(scores, targets, mode)
     return {"mAP": result.map, "per_class_ap": dict(zip(classes, result.per_class_ap)), "protocol": result.protocol}
 

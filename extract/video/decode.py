@@ -82,7 +82,7 @@ class FrameStream:
                 yield from self._torchcodec(info)
                 self._check_length()
                 return
-            except _DecordProblem as exc:
+            except _BackendProblem as exc:
                 if self.frames:
                     raise DecodeError(f"{self.path}: torchcodec failed at frame {self.frames}: {exc}") from None
                 self.notes.append(f"torchcodec: {exc}; ffmpeg pipe")
@@ -94,7 +94,7 @@ class FrameStream:
                 yield from self._decord(info)
                 self._check_length()
                 return
-            except _DecordProblem as exc:
+            except _BackendProblem as exc:
                 if self.spec.decoder == "decord" and self.frames == 0:
                     raise DecodeError(f"{self.path}: decord: {exc}") from None
                 self.notes.append(f"decord: {exc}; ffmpeg pipe from frame {self.frames}")
@@ -161,27 +161,27 @@ class FrameStream:
         try:
             import decord
         except ImportError as exc:
-            raise _DecordProblem(f"not importable ({exc})") from None
+            raise _BackendProblem(f"not importable ({exc})") from None
         width, height = _scaled_size(info.width, info.height, self.spec)
         try:
             reader = decord.VideoReader(str(self.path), width=width, height=height, num_threads=1)
         except Exception as exc:  # noqa: BLE001 - decord raises its own error types
-            raise _DecordProblem(f"cannot open ({exc})") from None
+            raise _BackendProblem(f"cannot open ({exc})") from None
         count = len(reader)
         expected = info.duration * info.fps
         # decord trusts the container's frame count, which can be wrong (reads past the real end
         # spin forever inside decord): only use it when it agrees with duration x fps.
         if count <= 0 or (expected > 0 and abs(count - expected) > max(2.0, 0.02 * expected)):
-            raise _DecordProblem(f"reports {count} frames, the header implies {expected:.1f}")
+            raise _BackendProblem(f"reports {count} frames, the header implies {expected:.1f}")
         try:
             starts = reader.get_frame_timestamp(list(range(count)))[:, 0]
         except Exception as exc:  # noqa: BLE001 - decord raises its own error types
-            raise _DecordProblem(f"no frame timestamps ({exc})") from None
+            raise _BackendProblem(f"no frame timestamps ({exc})") from None
         drift = float(np.abs(starts - starts[0] - np.arange(count) / info.fps).max()) if count else 0.0
         if drift > 1.5 / info.fps:  # frame k is not at k / fps: sample by timestamps instead
             self.notes.append(f"variable frame rate (frames up to {drift:.2f} s off a {info.fps:g} fps grid): "
                               f"resampled by timestamp")
-            raise _DecordProblem("variable frame rate")
+            raise _BackendProblem("variable frame rate")
         self.decoder = f"decord {decord.__version__}"
         try:
             for start in range(0, count, self.spec.chunk):
@@ -191,7 +191,7 @@ class FrameStream:
                 yield out
         except Exception as exc:  # noqa: BLE001 - decord raises its own error types
             self.decoder += " + ffmpeg"
-            raise _DecordProblem(f"failed at frame {self.frames} ({exc})") from None
+            raise _BackendProblem(f"failed at frame {self.frames} ({exc})") from None
         finally:
             del reader
 
@@ -204,17 +204,17 @@ class FrameStream:
             from torchcodec.decoders import VideoDecoder
             from torchcodec.transforms import Resize
         except (ImportError, RuntimeError, OSError) as exc:  # no wheel, or no FFmpeg libraries for it
-            raise _DecordProblem(f"not usable ({str(exc).splitlines()[0]})") from None
+            raise _BackendProblem(f"not usable ({str(exc).splitlines()[0]})") from None
         width, height = _scaled_size(info.width, info.height, self.spec)
         try:
             decoder = VideoDecoder(str(self.path), dimension_order="NHWC", seek_mode="exact",
                                    transforms=[Resize((height, width))])
         except Exception as exc:  # noqa: BLE001 - torchcodec raises plain RuntimeErrors
-            raise _DecordProblem(f"cannot open ({str(exc).splitlines()[0]})") from None
+            raise _BackendProblem(f"cannot open ({str(exc).splitlines()[0]})") from None
         meta = decoder.metadata
         expected = info.duration * info.fps
         if meta.num_frames <= 0 or (expected > 0 and abs(meta.num_frames - expected) > max(2.0, 0.02 * expected)):
-            raise _DecordProblem(f"finds {meta.num_frames} frames, the header implies {expected:.1f}")
+            raise _BackendProblem(f"finds {meta.num_frames} frames, the header implies {expected:.1f}")
         begin, end = meta.begin_stream_seconds, meta.end_stream_seconds
         # The frame nearest to k / fps (as ffmpeg's fps filter picks it): the one shown half a
         # source frame later.
@@ -224,7 +224,7 @@ class FrameStream:
             try:
                 batch = decoder.get_frames_played_at(times[start:start + self.spec.chunk].tolist()).data
             except Exception as exc:  # noqa: BLE001
-                raise _DecordProblem(f"failed at frame {self.frames} ({str(exc).splitlines()[0]})") from None
+                raise _BackendProblem(f"failed at frame {self.frames} ({str(exc).splitlines()[0]})") from None
             out = _crop(batch.numpy(), self.spec)
             self.frames += len(out)
             yield out
@@ -284,8 +284,8 @@ class FrameStream:
             raise DecodeError(f"{self.path}: no frames decoded" + (f" ({message[-300:]})" if message else ""))
 
 
-class _DecordProblem(Exception):
-    pass
+class _BackendProblem(Exception):
+    """decord or torchcodec cannot (or can no longer) decode this video: the ffmpeg pipe takes over."""
 
 
 def _scaled_size(width: int, height: int, spec: DecodeSpec) -> tuple[int, int]:
