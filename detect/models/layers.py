@@ -31,12 +31,12 @@ class MaskedConv1D(nn.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, groups: int = 1,
-                 bias: bool = True) -> None:
+                 bias: bool = True, dilation: int = 1) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.stride = stride
-        self.conv = nn.Conv1d(c_in, c_out, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
+        self.conv = nn.Conv1d(c_in, c_out, kernel_size, stride, dilation * (kernel_size // 2), dilation, groups, bias)
         if bias:
             nn.init.zeros_(self.conv.bias)
 

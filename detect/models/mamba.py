@@ -73,9 +73,11 @@ def add_branch_params(owner: nn.Module, cfg: MambaConfig, suffix: str = "") -> N
     owner.register_parameter(f"D{suffix}", D)
 
 
-def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]], cfg: MambaConfig) -> list[torch.Tensor]:
+def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
+                 cfg: MambaConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Mamba's inner function without ``out_proj`` (conv, SiLU, x/dt projections, selective scan,
-    gate), ``xz (Bt, 2 di, L) -> (Bt, di, L)``, for one or more parameter sets at once.
+    gate), ``xz (Bt, 2 di, L) -> (Bt, di, L)``, for one or more parameter sets at once; also each
+    direction's C projection ``(Bt, d_state, L)`` (MS-Temba's C-state term reads it).
 
     ``directions`` pairs a parameter suffix (``""`` or ``"_b"``) with its input. Their channels
     are stacked, so one depthwise conv and one scan do all the work: the conv and the scan are
@@ -97,7 +99,7 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]], c
                        torch.cat([p[4].float() for p in parts]), z=torch.cat(zs, 1),
                        delta_bias=torch.cat([p[2].bias.float() for p in parts]), delta_softplus=True,
                        backend=cfg.backend)
-    return list(y.chunk(len(parts), dim=1))
+    return list(y.chunk(len(parts), dim=1)), Cs
 
 
 def _lengths(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -121,7 +123,7 @@ class Mamba(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``."""
         xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
-        return self.out_proj(ssm_branches(self, [("", xz)], self.cfg)[0].transpose(1, 2))
+        return self.out_proj(ssm_branches(self, [("", xz)], self.cfg)[0][0].transpose(1, 2))
 
 
 class ViM(nn.Module):
@@ -139,13 +141,17 @@ class ViM(nn.Module):
         add_branch_params(self, cfg, "_b")
         self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                return_c: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``; with ``return_c`` also the C state
+        ``(B, d_state, L)``: the two directions' C projections averaged in time order."""
         lengths = _lengths(mask)
         xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
-        y_f, y_b = ssm_branches(self, [("", xz), ("_b", reverse_within(xz, lengths))], self.cfg)
+        (y_f, y_b), (c_f, c_b) = ssm_branches(self, [("", xz), ("_b", reverse_within(xz, lengths))], self.cfg)
         y = y_f + reverse_within(y_b, lengths)
         y = y / 2 if self.divide_out else y
-        return self.out_proj(y.transpose(1, 2))
+        out = self.out_proj(y.transpose(1, 2))
+        return (out, (c_f + reverse_within(c_b, lengths)) / 2) if return_c else out
 
 
 class DBM(nn.Module):
@@ -168,7 +174,7 @@ class DBM(nn.Module):
         xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
         xz_f, xz_b = xz.chunk(2, dim=1)
         both = torch.cat([xz_f, reverse_within(xz_b, lengths)], dim=0)
-        y_f, y_b = ssm_branches(self, [("", both)], self.cfg)[0].chunk(2, dim=0)
+        y_f, y_b = ssm_branches(self, [("", both)], self.cfg)[0][0].chunk(2, dim=0)
         y = torch.cat([y_f, reverse_within(y_b, lengths)], dim=1)
         return self.out_proj(y.transpose(1, 2))
 

@@ -22,10 +22,12 @@ class DetectorOutput:
 @dataclass
 class FrameOutput:
     """``dense`` task: per-step multi-label ``logits (B, T, K)``; ``aux_logits`` are deep-supervision
-    outputs of the same shape, weighted by the task's ``aux_weight``."""
+    outputs of the same shape, weighted by the task's ``aux_weight``; ``extra_losses`` are
+    model-specific terms, already weighted, added to the loss as they are."""
 
     logits: torch.Tensor
     aux_logits: list[torch.Tensor] = field(default_factory=list)
+    extra_losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass

@@ -42,7 +42,9 @@ class DenseLoss(nn.Module):
         losses = {"frame_loss": masked_bce(out.logits, target, mask)}
         if out.aux_logits:
             losses["aux_loss"] = sum(masked_bce(a, target, mask) for a in out.aux_logits)
-        losses["final_loss"] = losses["frame_loss"] + self.aux_weight * losses.get("aux_loss", 0.0)
+        losses.update(out.extra_losses)
+        losses["final_loss"] = (losses["frame_loss"] + self.aux_weight * losses.get("aux_loss", 0.0)
+                                + sum(out.extra_losses.values()))
         return losses
 
 
