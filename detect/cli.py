@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import DetectError
+from .errors import ConfigError, DetectError
 
 EXAMPLES = {
     "train": """examples:
@@ -23,6 +23,8 @@ EXAMPLES = {
   python -m detect infer --checkpoint runs/x/best.pt --out test.json           # the config's test split
   python -m detect evaluate --annotations ann.json --predictions test.json --split test   # = training's number
   python -m detect infer --checkpoint runs/x/best.pt --split all --store stores/new --out all.json
+  python -m detect infer --checkpoint runs/tsu/best.pt --out test.npz --scores-store stores/tsu_scores \
+      --segments test_segments.json --threshold 0.5 --merge-gap 2       # dense: scores as a store, segments
 """,
     "models": """examples:
   python -m detect models
@@ -33,6 +35,7 @@ EXAMPLES = {
       --tiou 0.3,0.4,0.5,0.6,0.7 --clean-gt
   python -m detect evaluate --annotations anet.json --detections dets.json --dataset activitynet --json
   python -m detect evaluate --annotations tsu.json --predictions runs/x/test_frames.npz --dataset tsu
+  python -m detect evaluate --annotations charades.json --predictions runs/x/test_frames.npz --action-conditional 0,20,40
   python -m detect evaluate --annotations smg.json --predictions runs/x/test_clips.json --split test
 """,
 }
@@ -61,6 +64,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _trained(args: argparse.Namespace):
     from .engine import load_trained
     from .engine.run import default_device
@@ -87,8 +97,16 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     cfg, model, device = _trained(args)
     run = inference_run(cfg, args.store, args.annotations, args.split)
+    if (args.scores_store or args.segments) and run.task.name != "dense":
+        raise ConfigError(f"--scores-store and --segments apply to dense models; this one solves {run.task.name!r}")
+    if not 0 < args.threshold < 1:
+        raise ConfigError(f"--threshold must be in (0, 1), got {args.threshold}")
     predictions = predict_videos(model, run, run.video_ids(args.split), device)
     written = run.task.write_predictions(predictions, Path(args.out))
+    if args.scores_store:
+        written.append(run.task.write_score_store(predictions, Path(args.scores_store)))
+    if args.segments:
+        written.append(run.task.write_segments(predictions, Path(args.segments), args.threshold, args.merge_gap))
     print(f"wrote {run.task.name} predictions for {len(predictions)} videos ({args.split}) to "
           f"{', '.join(map(str, written))}")
     return 0
@@ -125,7 +143,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     task, result = score_file(args.annotations, args.predictions, args.split, task=args.task, dataset=args.dataset,
                               tiou=parse_tiou(args.tiou) if args.tiou else None, clean_gt=args.clean_gt,
-                              restrict_to_subset=args.restrict_to_subset, frame_map=args.frame_map)
+                              restrict_to_subset=args.restrict_to_subset, frame_map=args.frame_map,
+                              action_conditional=args.action_conditional)
     if task != "segments":
         print(json.dumps(result, indent=2) if args.json else get_task(task).headline(result))
         return 0
@@ -217,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", help="canonical annotations: video durations and class names")
     p.add_argument("--out", required=True, help="predictions file: detections JSON (segments), .npz (dense), "
                                                  "JSON (clips)")
+    p.add_argument("--scores-store", metavar="DIR", help="dense: also write the per-frame scores as a feature store")
+    p.add_argument("--segments", metavar="JSON", help="dense: also write segments (runs of frames scoring >= "
+                                                      "--threshold) as a detections JSON")
+    p.add_argument("--threshold", type=float, default=0.5, help="dense: score threshold of --segments (default 0.5)")
+    p.add_argument("--merge-gap", type=int, default=0, metavar="STEPS",
+                   help="dense: merge runs at most this many steps apart (default 0)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_infer)
     p = sub.add_parser("upgrade", help="rewrite a checkpoint of the layout before the model registry")
@@ -242,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restrict-to-subset", action="store_true",
                    help="segments: ignore predictions on videos outside --split")
     p.add_argument("--frame-map", choices=("full", "sampled-25"), help="dense: per-frame mAP mode (default: card's)")
+    p.add_argument("--action-conditional", type=_int_list, metavar="TAUS",
+                   help="dense: also MLAD's action-conditional metrics at these offsets, e.g. 0,20,40")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("plot", help="draw ground truth and detections (or per-frame scores) of one video")

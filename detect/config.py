@@ -99,6 +99,7 @@ class EvalConfig:
     fusion_mode: str = "sqrt"               # sqrt(p_cls * p_seg) (ActionMamba) or product (ActionFormer)
     frame_map: str | None = None            # dense: "full" or "sampled-25"; None is the card's mode
     aux_weight: float = 0.5                 # dense: weight of each deep-supervision output's loss
+    action_conditional: list[int] = field(default_factory=list)  # dense: MLAD offsets tau, e.g. [0, 20, 40]
     label_smoothing: float = 0.0            # clips: cross-entropy label smoothing
 
     def __post_init__(self) -> None:

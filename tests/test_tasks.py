@@ -54,6 +54,39 @@ def test_dense_task_trains_a_per_frame_model_and_infers(planted, tmp_path):
                            "--split", "all", "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "dense predictions for 32 videos" in proc.stdout and len(np.load(out).files) == 1 + 2 * 32
+    # per-frame scores as a store on the features' grid, and thresholded segments that score as detections
+    proc = subprocess.run([sys.executable, "-m", "detect", "infer", "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                           "--out", str(tmp_path / "t.npz"), "--scores-store", str(tmp_path / "scores"),
+                           "--segments", str(tmp_path / "segs.json"), "--merge-gap", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from extract.store import open_store
+
+    with open_store(tmp_path / "scores") as scores, open_store(store) as features:
+        assert sorted(scores.ids) == [f"test_{i:03d}" for i in range(24, 32)]
+        assert scores.info.extra["classes"] == ["jump", "throw", "spin"]
+        assert scores.shape("test_024") == (features.shape("test_024")[0], 3)
+        assert scores.grid("test_024") == features.grid("test_024")
+        np.testing.assert_allclose(scores.read("test_024"), np.load(tmp_path / "t.npz")["test_024/scores"])
+    proc = subprocess.run([sys.executable, "-m", "detect", "evaluate", "--annotations", str(ann), "--predictions",
+                           str(tmp_path / "segs.json"), "--split", "testing", "--tiou", "0.3,0.5", "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["average"] > 0.5, proc.stdout + proc.stderr
+
+
+def test_frames_to_segments_hand_made():
+    from detect.tasks.dense import frames_to_segments
+
+    scores = np.array([[0.9, 0.1], [0.8, 0.7], [0.2, 0.6], [0.7, 0.1], [0.1, 0.1], [0.6, 0.1]])
+    times = np.arange(6) * 0.5 + 0.25  # steps of 0.5 s
+    segs = frames_to_segments(scores, times, ["a", "b"], 0.5)
+    # by score: a 0.85, a 0.7, b 0.65, a 0.6
+    assert [(d["label"], d["segment"]) for d in segs] == [("a", [0.0, 1.0]), ("a", [1.5, 2.0]), ("b", [0.5, 1.5]),
+                                                         ("a", [2.5, 3.0])]
+    assert segs[0]["score"] == pytest.approx(0.85)
+    merged = frames_to_segments(scores, times, ["a", "b"], 0.5, merge_gap=1)  # a: steps 0-3 and 5 join
+    (a,) = [d for d in merged if d["label"] == "a"]
+    assert a["segment"] == [0.0, 3.0] and a["score"] == pytest.approx(np.mean([0.9, 0.8, 0.2, 0.7, 0.1, 0.6]))
 
 
 def test_clips_task_trains_a_clip_classifier(tmp_path):
@@ -102,6 +135,15 @@ def test_evaluate_dispatches_on_the_predictions_file(planted, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mAP"] == pytest.approx(summary["test"]["mAP"])
+    proc = subprocess.run(run[:-1] + ["--predictions", str(tmp_path / "run" / "test_frames.npz"),
+                                      "--action-conditional", "0,-20,20"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "sampled-25" in proc.stdout.splitlines()[0]  # both modes reported, the card's (here full) first
+    assert [line.split(",")[0] for line in proc.stdout.splitlines()[1:]] == [
+        "action-conditional (tau=0", "action-conditional (tau=-20", "action-conditional (tau=20"]
+    proc = subprocess.run(run[:-1] + ["--predictions", str(tmp_path / "run" / "test_frames.npz"),
+                                      "--action-conditional", "x"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "expected comma-separated integers, got 'x'" in proc.stderr
     proc = subprocess.run(run[:-1] + ["--predictions", str(tmp_path / "run" / "test_frames.npz"), "--split", "training"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "have no predictions" in proc.stderr

@@ -52,7 +52,8 @@ def parse_tiou(text: str) -> list[float]:
 
 def score_file(annotations: str | Path, predictions: str | Path, split: str, *, task: str | None = None,
                dataset: str | None = None, tiou: list[float] | None = None, clean_gt: bool = False,
-               restrict_to_subset: bool = False, frame_map: str | None = None) -> tuple[str, Any]:
+               restrict_to_subset: bool = False, frame_map: str | None = None,
+               action_conditional: list[int] | None = None) -> tuple[str, Any]:
     """``(task, result)``: a :class:`DetectionResult` for segments, a dict for dense and clips."""
     card = None
     if dataset:
@@ -82,7 +83,7 @@ def score_file(annotations: str | Path, predictions: str | Path, split: str, *, 
 
         scores, classes = read_frame_predictions(path)
         mode = frame_map or (card.evaluation.get("mode", "full") if card else "full")
-        return task, score_frames(scores, gt, ids, classes, mode)
+        return task, score_frames(scores, gt, ids, classes, mode, action_conditional or ())
     from ..tasks.clips import read_clip_predictions, score_clips
 
     probs, classes = read_clip_predictions(path)

@@ -70,7 +70,7 @@ class MSTembaConfig:
         if self.cstate_objective not in CSTATE_OBJECTIVES:
             raise ValueError(f"cstate_objective must be one of {CSTATE_OBJECTIVES}, got {self.cstate_objective!r}")
         if self.cstate_weight < 0:
-            raise ValueError(f"cstate_weight must be >= 0 (pick the sign with cstate_objective), got {self.cstate_weight}")
+            raise ValueError(f"cstate_weight must be >= 0 (cstate_objective picks the sign), got {self.cstate_weight}")
 
 
 def split_strided(x: torch.Tensor, k: int) -> list[torch.Tensor]:

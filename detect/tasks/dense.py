@@ -8,6 +8,7 @@ per-frame mAP in the card's mode (:mod:`detect.metrics.frame_map`).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from extract.annotations import AnnotationSet
 from ..data.dense import DenseDataset, collate_dense, frame_targets, segment_rows
 from ..errors import DataError
 from ..metrics import frame_map
+from ..metrics.action_conditional import action_conditional
+from ..metrics.frame_map import MODES
 from ..models.outputs import FrameOutput
 from . import TASKS
 from .base import Task, move_inputs
@@ -49,9 +52,12 @@ class DenseLoss(nn.Module):
 
 
 def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: AnnotationSet, video_ids: list[str],
-                 classes: list[str], mode: str) -> dict[str, Any]:
+                 classes: list[str], mode: str, action_conditional_taus: list[int] | tuple[int, ...] = ()
+                 ) -> dict[str, Any]:
     """Per-frame mAP of ``predictions`` (``scores (T, K)`` and ``times (T,)`` per video) against
-    the annotations of ``video_ids``; every one of them needs predictions."""
+    the annotations of ``video_ids``; every one of them needs predictions. ``mAP`` is in the
+    primary ``mode``, ``frame_map`` holds both modes; with ``action_conditional_taus``, MLAD's
+    action-conditional metrics at each offset (:mod:`detect.metrics.action_conditional`)."""
     missing = [vid for vid in video_ids if vid not in predictions]
     if missing:
         raise DataError(f"{len(missing)} videos have no predictions, e.g. {missing[:3]}")
@@ -59,8 +65,32 @@ def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: Ann
     scores = [predictions[vid]["scores"] for vid in video_ids]
     targets = [frame_targets(predictions[vid]["times"], segment_rows(annotations.database[vid], index), len(classes))
                for vid in video_ids]
-    result = frame_map(scores, targets, mode)
-    return {"mAP": result.map, "per_class_ap": dict(zip(classes, result.per_class_ap)), "protocol": result.protocol}
+    both = {m: frame_map(scores, targets, m) for m in MODES}
+    result = {"mAP": both[mode].map, "per_class_ap": dict(zip(classes, both[mode].per_class_ap)),
+              "protocol": both[mode].protocol, "frame_map": {m: r.map for m, r in both.items()}}
+    if action_conditional_taus:
+        result["action_conditional"] = {str(tau): action_conditional(scores, targets, tau)
+                                        for tau in action_conditional_taus}
+    return result
+
+
+def frames_to_segments(scores: np.ndarray, times: np.ndarray, classes: list[str], threshold: float,
+                       merge_gap: int = 0) -> list[dict[str, Any]]:
+    """Segments of one video from per-step ``scores (T, K)`` at step centres ``times (T,)``: per
+    class, each run of steps scoring ``>= threshold`` (runs at most ``merge_gap`` steps apart
+    merged) spans from half a step before its first centre to half a step after its last; its
+    score is the mean score over the run's steps (the gap included)."""
+    half = float(np.median(np.diff(times))) / 2 if len(times) > 1 else 0.0
+    out = []
+    for k, label in enumerate(classes):
+        on = np.flatnonzero(scores[:, k] >= threshold)
+        if not len(on):
+            continue
+        breaks = np.flatnonzero(np.diff(on) > merge_gap + 1)
+        for first, last in zip(on[np.r_[0, breaks + 1]], on[np.r_[breaks, len(on) - 1]]):
+            out.append({"label": label, "score": float(scores[first:last + 1, k].mean()),
+                        "segment": [max(0.0, float(times[first]) - half), float(times[last]) + half]})
+    return sorted(out, key=lambda d: -d["score"])
 
 
 def read_frame_predictions(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
@@ -84,7 +114,7 @@ class DenseTask(Task):
     metric = "mAP"
     collate_fn = staticmethod(collate_dense)
     prediction_suffix = "_frames.npz"
-    options = frozenset({"eval.frame_map", "eval.aux_weight"})
+    options = frozenset({"eval.frame_map", "eval.aux_weight", "eval.action_conditional"})
 
     def dataset(self, video_ids: list[str], *, training: bool) -> DenseDataset:
         return DenseDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
@@ -105,7 +135,8 @@ class DenseTask(Task):
 
     @torch.no_grad()
     def predict(self, model, loader, device, amp=False) -> dict[str, dict[str, np.ndarray]]:
-        """Per video: ``scores (T, K)`` sigmoid probabilities and ``times (T,)`` step centres (s)."""
+        """Per video: ``scores (T, K)`` sigmoid probabilities, ``times (T,)`` step centres (s) and
+        the store's ``grid``."""
         model.eval()
         results = {}
         for batch in loader:
@@ -114,12 +145,13 @@ class DenseTask(Task):
             probs = torch.sigmoid(out.logits.float()).cpu().numpy()
             for i, item in enumerate(batch["items"]):
                 steps = item.offset + np.arange(item.length)
-                results[item.video_id] = {"scores": probs[i, : item.length],
+                results[item.video_id] = {"scores": probs[i, : item.length], "grid": item.grid,
                                           "times": np.asarray(item.grid.index_to_seconds(steps), dtype=np.float64)}
         return results
 
     def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
-        return score_frames(predictions, self.annotations, video_ids, self.classes, self.mode())
+        return score_frames(predictions, self.annotations, video_ids, self.classes, self.mode(),
+                            self.cfg.eval.action_conditional)
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """An ``.npz``: ``classes``, and per video ``{id}/scores`` ``(T, K)`` and ``{id}/times`` (s)."""
@@ -130,6 +162,33 @@ class DenseTask(Task):
         np.savez_compressed(path, **arrays)
         return [path]
 
+    def write_score_store(self, predictions, path: Path) -> Path:
+        """Per-frame scores as a feature store on the input's grid: ``(T, K)`` float32 per video,
+        the class names in ``store.json`` (``extra.classes``), so they can be plotted, fused or
+        fed to another model like any features."""
+        from extract.store import StoreInfo, StoreWriter, VideoMeta
+
+        info = StoreInfo(feature="frame-scores", dtype="float32", num_shards=max(1, min(64, len(predictions) // 64)),
+                         step_shape=[len(self.classes)], extra={"classes": list(self.classes)})
+        with StoreWriter(path, info) as writer:
+            for vid, p in predictions.items():
+                duration = self.annotations.database[vid].duration if vid in self.annotations.database else None
+                writer.write(vid, p["scores"].astype(np.float32), VideoMeta(grid=p["grid"], duration=duration))
+        return Path(path)
+
+    def write_segments(self, predictions, path: Path, threshold: float, merge_gap: int = 0) -> Path:
+        """Detections JSON (the ``segments`` task's format) of :func:`frames_to_segments`."""
+        results = {vid: frames_to_segments(p["scores"], p["times"], self.classes, threshold, merge_gap)
+                   for vid, p in predictions.items()}
+        Path(path).write_text(json.dumps({"results": results}))
+        return Path(path)
+
     @classmethod
     def headline(cls, result: dict[str, Any]) -> str:
-        return f"per-frame mAP {100 * result['mAP']:.2f} ({result['protocol']})"
+        others = ", ".join(f"{m} {100 * v:.2f}" for m, v in result.get("frame_map", {}).items()
+                           if m not in result["protocol"])
+        line = f"per-frame mAP {100 * result['mAP']:.2f} ({result['protocol']})" + (f"; {others}" if others else "")
+        for tau, ac in result.get("action_conditional", {}).items():
+            line += (f"\naction-conditional (tau={tau}, {ac['pairs']} pairs): P {100 * ac['precision']:.2f} "
+                     f"R {100 * ac['recall']:.2f} F1 {100 * ac['f1']:.2f} mAP {100 * ac['mAP']:.2f}")
+        return line
