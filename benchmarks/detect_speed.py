@@ -1,17 +1,25 @@
-"""Detector speed on THUMOS14-shaped inputs, per backbone and backend.
+"""Detector speed, per model and backend.
 
-Training: batch 2 x 2048-d x 2304 steps, 6 pyramid levels, d 512, bf16 autocast, AdamW step
-included: iterations/s and peak GPU memory. Inference: a 212-video test set with THUMOS-like
-lengths (300..6000 steps, batch 1, as ActionFormer evaluates), including decoding and Soft-NMS:
-ms per video.
+Segments (``--task segments``, THUMOS14-shaped): training at batch 2 x 2048-d x 2304 steps, 6
+pyramid levels, d 512, bf16 autocast, AdamW step included: iterations/s and peak GPU memory.
+Inference: a 212-video test set with THUMOS-like lengths (300..6000 steps, batch 1, as
+ActionFormer evaluates), including decoding and Soft-NMS: ms per video.
+
+Dense (``--task dense``, MS-Temba on TSU-shaped inputs, 1024-d I3D, 51 classes): training steps/s
+and peak memory at batch 1 x 2500 steps (the public TSU recipe), inference ms/video at 2500
+steps, and peak memory of inference and of a training step at 1k, 5k, 20k and 50k steps (whole
+videos: the public code pads to 2500 and truncates longer test videos). Medians (min-max) of
+``--reps`` interleaved repetitions after a warm-up.
 
     python benchmarks/detect_speed.py                      # all detectors, cuda and torch backends
     python benchmarks/detect_speed.py --models actionmamba-dbm --backends cuda
+    python benchmarks/detect_speed.py --task dense --reps 3
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -78,14 +86,136 @@ def infer_speed(model: ActionDetector, videos: int, g: torch.Generator) -> float
     return 1000 * (time.perf_counter() - start) / videos
 
 
+def dense_batch(length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    feats = torch.randn(1, 1024, length, device="cuda", generator=g)
+    frames = (torch.rand(1, length, 51, device="cuda", generator=g) < 0.05).float()
+    mask = torch.ones(1, length, dtype=torch.bool, device="cuda")
+    return feats, mask, {"inputs": {"mask": mask}, "frames": frames}
+
+
+def dense_step(model, criterion, opt, batch) -> None:
+    feats, mask, targets = batch
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = criterion(model(feats, mask), targets)["final_loss"]
+    loss.backward()
+    opt.step()
+
+
+def timed(fn, iters: int) -> float:
+    """Seconds per call of ``fn`` (synchronised)."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / iters
+
+
+def peak_gib(fn) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2 ** 30
+
+
+def dense_main(args) -> None:
+    from detect.tasks.dense import DenseLoss
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    backends = args.backends.split(",")
+    models, opts = {}, {}
+    for backend in backends:
+        torch.manual_seed(0)
+        models[backend] = create_model("ms-temba", num_classes=51, backend=backend).cuda()
+        opts[backend] = torch.optim.AdamW(models[backend].parameters(), lr=1e-4)
+    criterion = DenseLoss(aux_weight=0.3)
+    batch = dense_batch(2500, g)
+    if len(backends) > 1:  # same weights: the backends must agree (fp32) before their speeds are compared
+        for backend in backends[1:]:
+            models[backend].load_state_dict(models[backends[0]].state_dict())
+        with torch.no_grad():
+            outs = {b: models[b].eval()(batch[0], batch[1]).logits for b in backends}
+        ref = outs[backends[0]]
+        for backend in backends[1:]:
+            err = ((outs[backend] - ref).norm() / ref.norm()).item()
+            print(f"fp32 logits, {backend} vs {backends[0]}: relative error {err:.2e}")
+    for backend in backends:  # warm-up: compilation, autotuning, clocks
+        models[backend].train()
+        for _ in range(args.warmup):
+            dense_step(models[backend], criterion, opts[backend], batch)
+    stats = {b: {"train": [], "infer": []} for b in backends}
+    for _ in range(args.reps):  # interleaved repetitions
+        for backend in backends:
+            model = models[backend]
+            model.train()
+            stats[backend]["train"].append(1 / timed(lambda: dense_step(model, criterion, opts[backend], batch),
+                                                      args.iters))
+            model.eval()
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+                stats[backend]["infer"].append(1000 * timed(lambda: model(batch[0], batch[1]).logits.float().cpu(),
+                                                            args.iters))
+    rows = []
+    for backend in backends:
+        model = models[backend]
+        row = {"backend": backend, "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+               "train_it_s": stats[backend]["train"], "infer_ms": stats[backend]["infer"]}
+        model.train()
+        row["train_peak_gib_2500"] = peak_gib(lambda: dense_step(model, criterion, opts[backend], batch))
+        for length in (1000, 5000, 20000, 50000):
+            long = dense_batch(length, g)
+            model.eval()
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+                row[f"infer_gib_{length}"] = peak_gib(lambda: model(long[0], long[1]).logits.float().cpu())
+            model.train()
+            row[f"train_gib_{length}"] = peak_gib(lambda: dense_step(model, criterion, opts[backend], long))
+            del long
+        rows.append(row)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; ms-temba (I3D 1024-d, 51 classes), bf16 "
+          f"autocast; median (min-max) of {args.reps} interleaved repetitions of {args.iters} steps")
+    print(f"{'backend':<9}{'params M':>9}{'train it/s @2500':>26}{'vs cuda':>9}{'infer ms @2500':>24}"
+          f"{'train GiB @2500':>16}")
+    ref = statistics.median(rows[0]["train_it_s"])
+    for r in rows:
+        it, ms = r["train_it_s"], r["infer_ms"]
+        print(f"{r['backend']:<9}{r['params_m']:>9.2f}{_spread(it):>26}{statistics.median(it) / ref:>9.2f}"
+              f"{_spread(ms):>24}{r['train_peak_gib_2500']:>16.2f}")
+    print(f"\npeak GiB by video length (batch 1)\n{'backend':<9}{'mode':<7}"
+          + "".join(f"{n:>10}" for n in (1000, 5000, 20000, 50000)) + f"{'GiB per 10k steps':>19}")
+    for r in rows:
+        for mode in ("infer", "train"):
+            gib = [r[f"{mode}_gib_{n}"] for n in (1000, 5000, 20000, 50000)]
+            slope = (gib[-1] - gib[1]) / 4.5  # 5k -> 50k
+            print(f"{r['backend']:<9}{mode:<7}" + "".join(f"{v:>10.3f}" for v in gib) + f"{slope:>19.3f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="actionformer,actionmamba-vim,actionmamba-dbm")
+    p.add_argument("--task", choices=("segments", "dense"), default="segments")
+    p.add_argument("--models", default="actionformer,actionmamba-vim,actionmamba-dbm", help="segments: detectors")
     p.add_argument("--backends", default="cuda,torch")
     p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--reps", type=int, default=3, help="dense: interleaved repetitions")
+    p.add_argument("--warmup", type=int, default=30, help="dense: warm-up training steps per backend")
     p.add_argument("--videos", type=int, default=212)
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
+    if args.task == "dense":
+        dense_main(args)
+        return
+    segments_main(args)
+
+
+def segments_main(args) -> None:
     g = torch.Generator(device="cuda").manual_seed(0)
     rows = []
     for backbone in args.models.split(","):
