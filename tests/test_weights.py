@@ -112,3 +112,36 @@ def test_offline_download_says_the_hub_is_unreachable(fake_cache, capsys, monkey
     assert asked and asked[0]["local_files_only"]  # offline: no network attempt (and no retries) at all
     assert err.startswith("error: cannot download 'i3d-flow-charades': HF_HUB_OFFLINE is set and the file is not in ")
     assert "--weights /path/to/flow_charades.pt" in err
+
+
+def test_gated_weights_explain_the_licence_and_the_token(fake_cache, monkeypatch):
+    import huggingface_hub
+    import huggingface_hub.constants
+    from huggingface_hub.errors import GatedRepoError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    def gated(*args, **kwargs):
+        error = GatedRepoError.__new__(GatedRepoError)  # its constructor wants an HTTP response object
+        Exception.__init__(error, "403 Client Error: access to this repo is restricted")
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", gated)
+    with pytest.raises(weights.MissingWeightsError) as err:
+        weights.download("internvideo2-1b-k400-f8")
+    message = str(err.value)
+    assert "huggingface.co/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400" in message
+    assert "HF_TOKEN" in message and "--checkpoint" in message
+
+
+def test_sharded_weights_come_as_a_verified_folder(fake_cache):
+    from dataclasses import replace
+
+    entry = weights.REGISTRY["internvideo2-6b-stage2"]
+    first = fake_cache(replace(entry, filename="model-00001-of-00002.safetensors"), b"one")
+    fake_cache(replace(entry, filename="model-00002-of-00002.safetensors"), b"two")
+    folder = weights.download("internvideo2-6b-stage2")
+    assert folder == first.parent and weights.resolve("internvideo2-6b-stage2") == folder
+    first.write_bytes(b"changed")  # a shard replaced behind our back
+    with pytest.raises(weights.MissingWeightsError, match="corrupt or was replaced"):
+        weights.resolve("internvideo2-6b-stage2")
