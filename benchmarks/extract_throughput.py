@@ -1,7 +1,8 @@
 """End-to-end extraction throughput vs the model-only ceiling, on synthetic videos.
 
 Makes N one-minute 30 fps videos (h264, 320x240, like THUMOS14), then measures, for I3D-RGB
-(16/4 snippets, 224 px) and CLIP ViT-L/14 (16-frame window means, 224 px):
+(16/4 snippets, 224 px), CLIP ViT-L/14 (16-frame window means, 224 px) and InternVideo2
+S14/B14/L14/1B (16/4 snippets of 16 frames, 224 px, bf16 weights, last block's tokens pooled):
 
 * end to end: ``extract.runner.extract`` with decoding workers, into a throwaway store;
 * model only: the same batch size on random input already on the GPU (the ceiling);
@@ -10,10 +11,12 @@ Makes N one-minute 30 fps videos (h264, 320x240, like THUMOS14), then measures, 
 Weights are random (throughput does not depend on their values; no download needed).
 
     python benchmarks/extract_throughput.py --videos 8 --workers 16
+    python benchmarks/extract_throughput.py --models iv2-s14,iv2-b14,iv2-l14,iv2-1b --videos 4 --seconds 30
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import tempfile
@@ -61,6 +64,25 @@ def clip_stream(device):
     return ClipModel(model, mean, std, 224, {}).snippets
 
 
+def iv2_stream(variant: str, device):
+    from extract.models.internvideo2 import IMAGENET_MEAN, IMAGENET_STD, VARIANTS, InternVideo2, InternVideo2Config
+
+    cfg = InternVideo2Config(**VARIANTS[variant], num_frames=8, num_classes=400)
+    model = InternVideo2(cfg).eval().to(device, torch.bfloat16)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1, 1)
+
+    def features(x):
+        x = x.permute(0, 4, 1, 2, 3).float().div_(255)
+        return model.features(((x - mean) / std).to(torch.bfloat16)).float()
+
+    return features
+
+
+MODELS = {"i3d-rgb": (i3d_stream, 16, 4), "clip-vit-l14": (clip_stream, 16, 16),
+          **{f"iv2-{v.lower()}": (functools.partial(iv2_stream, v), 16, 4) for v in ("S14", "B14", "L14", "1B")}}
+
+
 def model_only(fn, batch: int, window: int, device, dtype, repeats: int = 10) -> float:
     x = torch.randint(0, 256, (batch, window, 224, 224, 3), dtype=torch.uint8, device=device)
     with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
@@ -97,6 +119,7 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--models", default="i3d-rgb,clip-vit-l14", help=f"any of {', '.join(MODELS)}")
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
     from extract.runner import Plan, Stream, extract
@@ -113,9 +136,12 @@ def main() -> None:
         make_videos(root / "videos", args.videos, args.seconds)
         sources = find_videos(root / "videos")
         spec = DecodeSpec(size=224)
-        for name, make, window, stride in [("i3d-rgb", i3d_stream, 16, 4), ("clip-vit-l14", clip_stream, 16, 16)]:
+        for name in args.models.split(","):
+            make, window, stride = MODELS[name]
             fn = make(device)
+            torch.cuda.reset_peak_memory_stats()
             ceiling = model_only(fn, args.batch_size, window, device, dtype)
+            peak = torch.cuda.max_memory_allocated() / 2 ** 30
             decode = decode_only(sources, spec, window, stride, args.workers)
             plan = Plan([Stream(name, fn)], spec, window=window, stride=stride, batch_size=args.batch_size,
                         device=device, autocast=dtype)
@@ -124,17 +150,18 @@ def main() -> None:
                               workers=args.workers, progress=False)
             e2e = summary["snippets"] / summary["seconds"]
             rows.append({"model": name, "snippets": summary["snippets"], "end_to_end": e2e, "model_only": ceiling,
-                         "decode_only": decode, "ratio": e2e / ceiling})
+                         "decode_only": decode, "ratio": e2e / ceiling, "peak_gib": peak})
             del fn
             torch.cuda.empty_cache()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"{torch.cuda.get_device_name()}, {args.videos} x {args.seconds} s 30 fps 320x240 h264 videos, "
           f"{args.workers} decoding workers, batch {args.batch_size}, bf16; snippets/s")
-    print(f"{'model':<14}{'snippets':>9}{'end-to-end':>12}{'model only':>12}{'ratio':>7}{'decode only':>13}")
+    print(f"{'model':<14}{'snippets':>9}{'end-to-end':>12}{'model only':>12}{'ratio':>7}{'decode only':>13}"
+          f"{'peak GiB':>10}")
     for r in rows:
         print(f"{r['model']:<14}{r['snippets']:>9}{r['end_to_end']:>12.1f}{r['model_only']:>12.1f}{r['ratio']:>7.2f}"
-              f"{r['decode_only']:>13.1f}")
+              f"{r['decode_only']:>13.1f}{r['peak_gib']:>10.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

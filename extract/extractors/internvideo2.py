@@ -66,7 +66,7 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
         from ..models.internvideo2_load import CheckpointError, load_internvideo2
         from ..runner import Stream
         from ..store import StoreInfo
-        from ..weights import resolve
+        from ..weights import resolve, sha256_of
 
         frames = args.snippet_frames or args.window
         if not 1 <= frames <= args.window:
@@ -96,7 +96,8 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
         info = StoreInfo(
             feature=f"internvideo2_{cfg['embed_dim']}d_block{layer}", dtype="float32", num_shards=args.shards,
             step_shape=[cfg["embed_dim"]],
-            model={"name": args.model or Path(args.checkpoint).name, "sha256": None, "config": cfg, "layer": layer,
+            model={"name": args.model or Path(args.checkpoint).name,
+                   "sha256": sha256_of(path) if path.is_file() else None, "config": cfg, "layer": layer,
                    "ignored_keys": report.ignored, "key_prefix": report.prefix},
             preprocessing={"size": args.size, "spatial": args.spatial, "interpolation": "bilinear",
                            "scale": "x / 255", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
