@@ -87,6 +87,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     store = _open(args.store, strict=False)
     problems = verify(store, progress=lambda ids: tqdm(ids, desc="verify", unit="video", disable=None))
+    if args.pair:
+        from .store.report import pair_problems
+
+        problems += pair_problems(store, _open(args.pair, strict=False))
     if args.json:
         print(json.dumps({"store": args.store, "videos": len(store), "problems": problems}, indent=2))
     else:
@@ -149,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
          "Summarise a store. Example: python -m extract inspect stores/thumos_i3d --json"),
         ("verify", cmd_verify, True, "read every array, check checksums and NaN/Inf; exit 1 on problems",
          "Read every array of a store, compare checksums, flag NaN/Inf, failed videos and unsealed "
-         "segments. Exit code 1 when anything is wrong. Example: python -m extract verify stores/thumos_i3d"),
+         "segments; with --pair OTHER, also that both stores cover the same frames of the same videos (e.g. "
+         "appearance features and skeleton heatmaps). Exit code 1 when anything is wrong. Example: "
+         "python -m extract verify stores/vfss_i3d --pair stores/vfss_heatmaps"),
         ("recover", cmd_recover, False, "seal what killed writers left in a store's staging area",
          "Seal the videos that interrupted writers completed but did not seal. Resuming an extraction "
          "does this too. Example: python -m extract recover stores/thumos_i3d"),
@@ -159,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("store", help="store directory")
         if has_json:
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "verify":
+            p.add_argument("--pair", metavar="STORE", help="a store of the same videos that must cover the same frames")
         p.set_defaults(func=func)
     p = sub.add_parser("weights", help="list known model weights: source, size, licence, cached or not")
     p.add_argument("--json", action="store_true", help="machine-readable output")

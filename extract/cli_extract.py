@@ -43,7 +43,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     for name, extractor in EXTRACTORS.items():
         p = sub.add_parser(name, help=extractor.help, description=extractor.help, epilog=extractor.examples,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           conflict_handler="resolve")  # an extractor may redefine a shared option
         extractor.add_arguments(p, add_input_args(p))
         p.set_defaults(func=run_extractor, extractor=extractor)
 
@@ -94,7 +95,10 @@ def run_extractor(args: argparse.Namespace) -> int:
         raise SystemExit("error: no videos found")
     plan = _plan(args, built.streams, device, built.size, built.window, built.stride)
     try:
-        summary = extract(sources, args.out, built.info, plan, workers=args.workers, retry_failed=args.retry_failed)
+        summary = extract(sources, built.store or args.out, built.info, plan, workers=args.workers,
+                          retry_failed=args.retry_failed)
+        if built.after is not None:
+            summary = built.after(summary)
     except StoreError as exc:
         raise SystemExit(f"error: {exc}") from None
     return report(summary, args)

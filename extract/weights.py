@@ -58,6 +58,9 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
                  "frozen_models/pytorch_i3d/models/flow_charades.pt", _PIERGIAJ, 49.8, notes="fine-tuned on Charades"),
     WeightsEntry("i3d-rgb-swallow", "LStriving/sg-mamba", "pretrained_swallow_i3d.pth",
                  "SG-Mamba release terms (research use)", notes="SG-Mamba's VFSS RGB I3D, 7 classes, 128 px"),
+    WeightsEntry("sg-mamba-landmarks", "LStriving/sg-mamba", "best_model_trace.pt",
+                 "SG-Mamba release terms (research use)",
+                 notes="SG-Mamba's TorchScript VFSS landmark model: 8 landmarks, input 256x192"),
     *[WeightsEntry(f"internvideo2-{v.lower()}-k400", "OpenGVLab/InternVideo2_distillation_models",
                    f"stage1/{v}/{v}_ft_k710_ft_k400_f8/pytorch_model.bin", _IV2,
                    notes=f"InternVideo2-{v} distilled from 1B, fine-tuned K710 then K400, 8 frames", gated=True)

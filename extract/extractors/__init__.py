@@ -7,6 +7,6 @@ from .base import Extraction, Extractor
 
 EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
 
-from . import clip, i3d, internvideo2  # noqa: E402,F401  (they register themselves)
+from . import clip, i3d, internvideo2, skeleton  # noqa: E402,F401  (they register themselves)
 
 __all__ = ["EXTRACTORS", "Extraction", "Extractor"]

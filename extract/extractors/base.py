@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 
 @dataclass
 class Extraction:
     """A built extractor: runner streams, the new store's :class:`StoreInfo`, and the grid and
-    frame size the decoder must produce."""
+    frame size the decoder must produce. ``store`` replaces ``--out`` as the runner's store, and
+    ``after`` (runner summary -> summary) runs once the runner is done: for extractors whose
+    output needs every frame of a video first (skeleton heatmaps)."""
 
     streams: list[Any]          # extract.runner.Stream
     info: Any                   # extract.store.StoreInfo
     size: int
     window: int
     stride: int
+    store: Path | None = None
+    after: Callable[[dict], dict] | None = None
 
 
 class Extractor:

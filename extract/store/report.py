@@ -1,6 +1,7 @@
 """What ``extract inspect`` and ``extract verify`` compute about a store."""
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from typing import Any, Callable, Iterable
 
@@ -84,4 +85,27 @@ def verify(store: FeatureStore, progress: Callable[[Iterable[str]], Iterable[str
         problems.append(f"{journal.name}: a writer is running or was killed; its {len(read_journal(journal))} "
                         f"videos are sealed when it finishes, when the extraction is resumed, or by "
                         f"`python -m extract recover {store.path}`")
+    return problems
+
+
+def _frames(meta) -> int | None:
+    """Frames a video's features cover: the decoded count, else what a per-frame grid implies."""
+    if meta.num_frames is not None:
+        return meta.num_frames
+    grid = meta.grid
+    return grid.num_snippets if grid.window == 1 and grid.stride == 1 else None
+
+
+def pair_problems(a: FeatureStore, b: FeatureStore) -> list[str]:
+    """Why two stores of the same videos (e.g. appearance features and skeleton heatmaps) do not
+    cover the same frames: videos in one only, different frame rates, different frame counts."""
+    problems = [f"video {vid!r}: in {a.path} only" for vid in sorted(set(a.ids) - set(b.ids))]
+    problems += [f"video {vid!r}: in {b.path} only" for vid in sorted(set(b.ids) - set(a.ids))]
+    for vid in sorted(set(a.ids) & set(b.ids)):
+        ma, mb = a.meta(vid), b.meta(vid)
+        if not math.isclose(ma.grid.fps, mb.grid.fps, rel_tol=1e-6):
+            problems.append(f"video {vid!r}: frame rates differ ({ma.grid.fps:g} vs {mb.grid.fps:g} fps)")
+        fa, fb = _frames(ma), _frames(mb)
+        if fa is not None and fb is not None and fa != fb:
+            problems.append(f"video {vid!r}: frame counts differ ({fa} in {a.path.name} vs {fb} in {b.path.name})")
     return problems
