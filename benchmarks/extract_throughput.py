@@ -12,6 +12,12 @@ Weights are random (throughput does not depend on their values; no download need
 
     python benchmarks/extract_throughput.py --videos 8 --workers 16
     python benchmarks/extract_throughput.py --models iv2-s14,iv2-b14,iv2-l14,iv2-1b --videos 4 --seconds 30
+    python benchmarks/extract_throughput.py --models skeleton-coco --videos 4 --seconds 30
+
+``skeleton-coco`` counts frames, not snippets: pose (torchvision Keypoint R-CNN, random
+weights, 3 candidates per frame, 256 px frames) per decoded frame through the runner, then the
+per-video pass (following, smoothing, rendering 56 x 56 fused maps on the GPU); model only is
+the pose model on random frames.
 """
 from __future__ import annotations
 
@@ -79,13 +85,52 @@ def iv2_stream(variant: str, device):
     return features
 
 
+def skeleton_stream(device, weights: Path):
+    from torchvision.models.detection import keypointrcnn_resnet50_fpn
+
+    from extract.models.pose import coco_keypoint_rcnn
+
+    torch.save(keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), weights)
+    pose = coco_keypoint_rcnn(device, 3, weights)
+    return lambda x: pose.run(x[:, 0]).reshape(len(x), -1), pose
+
+
+def skeleton_row(root: Path, sources, args, device) -> dict:
+    """Frames/s of the skeleton pipeline end to end, its two phases, and the pose model alone."""
+    from extract.runner import Plan, Stream, extract
+    from extract.skeleton.maps import RenderSpec, render_store
+    from extract.skeleton.render import COCO_EDGES
+    from extract.store import StoreInfo
+    from extract.video.decode import DecodeSpec
+
+    fn, pose = skeleton_stream(device, root / "kprcnn_random.pt")
+    ceiling = model_only(fn, args.batch_size, 1, device, None, size=256)
+    spec = DecodeSpec(size=256, spatial="resize")
+    plan = Plan([Stream("pose", fn)], spec, window=1, stride=1, batch_size=args.batch_size, device=device)
+    info = StoreInfo(feature="pose", dtype="float32", num_shards=4,
+                     extra={"keypoints": 17, "persons": 3, "frame_size": [256, 256]})
+    shutil.rmtree(root / "pose", ignore_errors=True)
+    start = time.perf_counter()
+    summary = extract(sources, root / "pose", info, plan, workers=args.workers, progress=False)
+    pose_s = time.perf_counter() - start
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    render_store(root / "pose", root / "maps", root / "kps", RenderSpec(edges=COCO_EDGES), device)
+    render_s = time.perf_counter() - start
+    frames = summary["snippets"]
+    return {"model": "skeleton-coco", "snippets": frames, "end_to_end": frames / (pose_s + render_s),
+            "model_only": ceiling, "ratio": frames / (pose_s + render_s) / ceiling,
+            "decode_only": decode_only(sources, spec, 1, 1, args.workers), "peak_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
+            "pose_phase": frames / pose_s, "render_phase": frames / render_s}
+
+
 MODELS = {"i3d-rgb": (i3d_stream, 16, 4), "clip-vit-l14": (clip_stream, 16, 16),
           **{f"iv2-{v.lower()}": (functools.partial(iv2_stream, v), 16, 4) for v in ("S14", "B14", "L14", "1B")}}
 
 
-def model_only(fn, batch: int, window: int, device, dtype, repeats: int = 10) -> float:
-    x = torch.randint(0, 256, (batch, window, 224, 224, 3), dtype=torch.uint8, device=device)
-    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+def model_only(fn, batch: int, window: int, device, dtype, repeats: int = 10, size: int = 224) -> float:
+    x = torch.randint(0, 256, (batch, window, size, size, 3), dtype=torch.uint8, device=device)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
         for _ in range(3):
             fn(x)
         torch.cuda.synchronize()
@@ -119,7 +164,7 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--models", default="i3d-rgb,clip-vit-l14", help=f"any of {', '.join(MODELS)}")
+    p.add_argument("--models", default="i3d-rgb,clip-vit-l14", help=f"any of {', '.join(MODELS)}, skeleton-coco")
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
     from extract.runner import Plan, Stream, extract
@@ -137,6 +182,11 @@ def main() -> None:
         sources = find_videos(root / "videos")
         spec = DecodeSpec(size=224)
         for name in args.models.split(","):
+            if name == "skeleton-coco":
+                rows.append(skeleton_row(root, sources, args, device))
+                print(f"skeleton: pose phase {rows[-1]['pose_phase']:.1f} frames/s, render phase "
+                      f"{rows[-1]['render_phase']:.1f} frames/s")
+                continue
             make, window, stride = MODELS[name]
             fn = make(device)
             torch.cuda.reset_peak_memory_stats()
