@@ -67,6 +67,15 @@ def test_vfss_landmarks_become_keypoints_and_heatmaps_on_the_frame_grid(videos, 
         assert pair_problems(maps, pose) == []
 
 
+def test_edges_are_configurable_and_checked(videos, tmp_path):
+    weights = traced(tmp_path / "tiny.pt")
+    assert _run(videos, tmp_path / "one_limb", weights, "--edges", "0-7", "--maps", "limbs") == 0
+    with open_store(tmp_path / "one_limb") as maps:
+        assert maps.info.extra["render"]["edges"] == [[0, 7]] and maps.read("swallow").max() > 0.85
+    with pytest.raises(SystemExit, match="--edges name keypoint 8, but the vfss model has 8 keypoints"):
+        _run(videos, tmp_path / "bad", weights, "--edges", "0-8")
+
+
 def test_a_video_without_confident_keypoints_gets_zero_maps_and_a_warning(videos, tmp_path):
     assert _run(videos, tmp_path / "maps", traced(tmp_path / "dark.pt", level=0.05)) == 0
     with open_store(tmp_path / "maps") as maps:

@@ -57,6 +57,7 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
         p.add_argument("--stride", type=int, default=4, help="frames between snippets (default 4)")
         p.add_argument("--snippet-frames", type=int, help="frames of a snippet fed to the encoder (default: all)")
         p.add_argument("--tail", default="pad", choices=("drop", "pad"), help="frames after the last whole window")
+        p.set_defaults(dtype="bf16")  # bf16 weights and autocast on a GPU; the CPU stays in fp32
 
     @staticmethod
     def build(args: argparse.Namespace, device) -> Extraction:

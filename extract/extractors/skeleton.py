@@ -24,6 +24,16 @@ def _pose_model(args: argparse.Namespace, device):
             "--pose-weights") from None
 
 
+def _edges(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        edges = tuple(tuple(int(v) for v in part.split("-")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected "a-b,c-d,...", got {text!r}') from None
+    if any(len(e) != 2 or min(e) < 0 for e in edges):
+        raise argparse.ArgumentTypeError(f'expected pairs of keypoint indices "a-b,c-d,...", got {text!r}')
+    return edges
+
+
 @EXTRACTORS.register("skeleton")
 class Skeleton(Extractor):
     name = "skeleton"
@@ -55,6 +65,8 @@ stores cover the same frames.
         p.add_argument("--margin", type=float, default=3.0, help="crop margin around the keypoints, in sigmas")
         p.add_argument("--smooth-q", type=float, default=1e-4,
                        help="smoother transition variance per frame, (fraction of the frame)^2; 0 turns it off")
+        p.add_argument("--edges", type=_edges, help='limbs as "a-b,c-d,..." keypoint indices (default: the VFSS '
+                                                   "9-limb or the COCO 19-limb skeleton)")
         p.add_argument("--maps", default="fusion", choices=("fusion", "keypoints", "limbs"),
                        help="stored map: mean of keypoint and limb maps (default), or one of them")
         p.add_argument("--keypoints-out", type=Path, help="keypoint store (default: OUT_keypoints)")
@@ -69,11 +81,15 @@ stores cover the same frames.
         from ..skeleton.render import COCO_EDGES, VFSS_EDGES
         from ..store import StoreInfo
 
+        edges = args.edges or (VFSS_EDGES if args.pose == "vfss" else COCO_EDGES)
         spec = RenderSpec(size=args.size, sigma=args.sigma, margin=args.margin, smooth_q=args.smooth_q,
-                          output=args.maps, edges=VFSS_EDGES if args.pose == "vfss" else COCO_EDGES)
+                          output=args.maps, edges=edges)
         if args.persons < 1:
             raise ValueError(f"--persons must be >= 1, got {args.persons}")
         pose = _pose_model(args, device)
+        if max(max(e) for e in edges) >= pose.keypoints:
+            raise ValueError(f"--edges name keypoint {max(max(e) for e in edges)}, but the {args.pose} model has "
+                             f"{pose.keypoints} keypoints")
         out = Path(args.out)
         pose_out = args.pose_out or out.with_name(out.name + "_pose")
         keypoints_out = args.keypoints_out or out.with_name(out.name + "_keypoints")
