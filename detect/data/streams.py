@@ -4,7 +4,10 @@ A stream's stores hold one array per video. ``(T, C)`` arrays are *features*: se
 channel-first ``(C, T)`` float32, several stores concatenated on channels in order (RGB‖flow).
 Any other rank is served time-first as stored, one store per stream: ``(T, H, W)`` heatmaps,
 ``(T, K, 3)`` keypoints, ``(N, H, W, 3)`` uint8 frames. Every stream of a video must sit on
-the same grid, so that a crop cuts all of them at the same time window.
+the same grid, so that a crop cuts all of them at the same time window. The one exception: a
+per-frame store (window 1, stride 1, e.g. skeleton heatmaps) beside snippet features at the
+same frame rate is cut into the features' windows, ``(T, window, ...)``, frames past its end
+repeating its last (the extractors' ``pad`` tail).
 """
 from __future__ import annotations
 
@@ -68,6 +71,15 @@ class StreamSet:
             raise DataError(f"{len(missing)} videos have no features in {paths}, e.g. {missing[:3]}; "
                             f"run `python -m extract annotations check` with --store")
 
+    def _snippet_grid(self, vid: str) -> SnippetGrid | None:
+        """The grid of the first store that is not per-frame (where per-frame stores get windowed)."""
+        for group in self.stores.values():
+            for store in group:
+                grid = store.grid(vid)
+                if not _per_frame(grid):
+                    return grid
+        return None
+
     def channels(self, vid: str) -> dict[str, int]:
         """Channels of each (T, C) features stream for video ``vid`` (concatenated stores add up)."""
         out = {}
@@ -80,8 +92,13 @@ class StreamSet:
     def read(self, vid: str) -> tuple[dict[str, torch.Tensor], SnippetGrid]:
         """The video's streams, cut to the length they share, and their common grid."""
         arrays, grids = {}, []
+        reference = self._snippet_grid(vid)
         for name, group in self.stores.items():
             parts = [s.read(vid) for s in group]
+            if reference is not None and len(group) == 1 and _per_frame(group[0].grid(vid)):
+                arrays[name] = window_frames(parts[0], reference, f"video {vid!r}: {group[0].path}",
+                                             group[0].grid(vid).fps)
+                continue
             grids += [(s, s.grid(vid)) for s in group]
             if all(p.ndim == 2 for p in parts):
                 length = min(p.shape[0] for p in parts)
@@ -102,6 +119,21 @@ class StreamSet:
         tensors = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
         length = min(x.shape[time_axis(x)] for x in tensors.values())
         return slice_time(tensors, 0, length), grid
+
+
+def _per_frame(grid: SnippetGrid) -> bool:
+    return grid.window == 1 and grid.stride == 1
+
+
+def window_frames(frames: np.ndarray, grid: SnippetGrid, where: str, fps: float) -> np.ndarray:
+    """Per-frame ``(F, ...)`` -> ``(T, window, ...)`` at ``grid``'s snippet start frames."""
+    if not np.isclose(fps, grid.fps, rtol=1e-6):
+        raise DataError(f"{where}: its frames are at {fps:g} fps, the features' grid at {grid.fps:g} fps")
+    starts = grid.start_frames()
+    if len(frames) <= starts[-1]:
+        raise DataError(f"{where}: {len(frames)} frames, but the features' last snippet starts at frame {starts[-1]}")
+    index = np.minimum(starts[:, None] + np.arange(int(grid.window)), len(frames) - 1)
+    return frames[index]
 
 
 @dataclass

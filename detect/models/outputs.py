@@ -10,13 +10,16 @@ import torch
 class DetectorOutput:
     """``segments`` task. Per pyramid level: ``cls_logits (B, T_l, K)``, ``offsets (B, T_l, 2)``
     in units of the level's stride, ``masks (B, T_l)``, ``points (T_l, 4)`` rows
-    ``(t, range_lo, range_hi, stride)`` (see :func:`detect.models.targets.make_points`)."""
+    ``(t, range_lo, range_hi, stride)`` (see :func:`detect.models.targets.make_points`).
+    ``towers``: a multi-tower model's per-tower outputs (on the same points), each trained with
+    its own loss; the fields above are then the fused prediction that inference decodes."""
 
     cls_logits: list[torch.Tensor]
     offsets: list[torch.Tensor]
     masks: list[torch.Tensor]
     strides: list[int]
     points: list[torch.Tensor]
+    towers: list["DetectorOutput"] = field(default_factory=list)
 
 
 @dataclass

@@ -35,28 +35,41 @@ class SegmentLoss(nn.Module):
         self.register_buffer("loss_normalizer", torch.tensor(float(cfg.init_loss_norm)))
 
     def forward(self, out: DetectorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss of ``out``, or with ``out.towers`` the sum of the towers' losses (one
+        positive-count normaliser: the towers share points and targets)."""
         device = out.masks[0].device
         points = torch.cat(out.points)
         targets = [assign_targets(points, s.to(device), l.to(device), self.cfg.num_classes,
                                   self.cfg.center_sample_radius) for s, l in zip(batch["segments"], batch["labels"])]
         gt_cls = torch.stack([t[0] for t in targets])                       # (B, P, K)
         gt_reg = torch.stack([t[1] for t in targets])                       # (B, P, 2)
-        logits = torch.cat(out.cls_logits, dim=1).float()
-        offsets = torch.cat(out.offsets, dim=1).float()
         valid = torch.cat(out.masks, dim=1)
         positive = valid & (gt_cls.sum(-1) > 0)
         num_pos = positive.sum()
         if self.training:
             self.loss_normalizer.mul_(0.9).add_(0.1 * num_pos.clamp(min=1).float())
+        losses: dict[str, torch.Tensor] = {}
+        for tower, part in enumerate(out.towers or [out]):
+            cls_loss, reg_loss = self._terms(part, gt_cls, gt_reg, valid, positive, num_pos)
+            weight = self.cfg.loss_weight
+            if weight <= 0:
+                weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
+            terms = {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": cls_loss + weight * reg_loss}
+            if out.towers:
+                losses.update({f"tower{tower}_{k}": v for k, v in terms.items()})
+            for k, v in terms.items():
+                losses[k] = losses.get(k, 0) + v
+        return losses
+
+    def _terms(self, out: DetectorOutput, gt_cls, gt_reg, valid, positive, num_pos):
+        logits = torch.cat(out.cls_logits, dim=1).float()
+        offsets = torch.cat(out.offsets, dim=1).float()
         eps = self.cfg.label_smoothing
         target = gt_cls[valid] * (1 - eps) + eps / (self.cfg.num_classes + 1)
         cls_loss = sigmoid_focal_loss(logits[valid], target) / self.loss_normalizer
         reg_loss = (diou_loss_1d(offsets[positive], gt_reg[positive]) / self.loss_normalizer
                     if num_pos > 0 else offsets.sum() * 0)
-        weight = self.cfg.loss_weight
-        if weight <= 0:
-            weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
-        return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": cls_loss + weight * reg_loss}
+        return cls_loss, reg_loss
 
 
 @torch.no_grad()

@@ -1,0 +1,82 @@
+"""The skeleton tower's stem (SG-Mamba, VideoMamba style): one vector per window of heatmaps.
+
+    windows (N, w, S, S)  (N = valid windows of the batch, w heatmap frames each)
+    -> Conv3d(1, d, (1, p, p)) patches: w * (S/p)^2 tokens, in (t, y, x) order
+    -> + learned spatial (S/p)^2 and temporal w position embeddings; a class token first
+    -> ``depth`` bidirectional Mamba layers, x + DropPath(ViM(RMSNorm x)), directions summed
+    -> RMSNorm, mean over the patch tokens: (N, d)
+
+Only valid windows are encoded (padding never costs a scan); the result is scattered back to
+``(B, d, T)`` with zeros on padding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import drop_path
+from .mamba import MambaConfig, ViM
+
+
+@dataclass
+class HeatmapStemConfig:
+    window: int = 8              # heatmap frames per step (the appearance grid's window)
+    size: int = 56
+    patch: int = 7
+    dim: int = 576
+    depth: int = 3
+    d_state: int = 16
+    expand: int = 2
+    drop_path: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.size % self.patch:
+            raise ValueError(f"heatmap size {self.size} is not a multiple of the patch {self.patch}")
+
+
+class StemLayer(nn.Module):
+    def __init__(self, cfg: HeatmapStemConfig, backend: str | None) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(cfg.dim, eps=1e-5)
+        self.mixer = ViM(MambaConfig(cfg.dim, d_state=cfg.d_state, expand=cfg.expand, backend=backend))
+        self.drop_rate = cfg.drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + drop_path(self.mixer(self.norm(x)), self.drop_rate, self.training)
+
+
+class HeatmapStem(nn.Module):
+    def __init__(self, cfg: HeatmapStemConfig, backend: str | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        grid = cfg.size // cfg.patch
+        self.patch_embed = nn.Conv3d(1, cfg.dim, (1, cfg.patch, cfg.patch), stride=(1, cfg.patch, cfg.patch))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, cfg.dim))
+        self.temporal_pos_embedding = nn.Parameter(torch.zeros(1, cfg.window, 1, cfg.dim))
+        self.layers = nn.ModuleList(StemLayer(cfg, backend) for _ in range(cfg.depth))
+        self.norm_f = nn.RMSNorm(cfg.dim, eps=1e-5)
+        for p in (self.cls_token, self.pos_embed, self.temporal_pos_embedding):
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        """``(N, w, S, S)`` -> ``(N, d)``."""
+        n, w = windows.shape[:2]
+        if w != self.cfg.window or windows.shape[-1] != self.cfg.size:
+            raise ValueError(f"heatmap windows {tuple(windows.shape[1:])} do not match the stem "
+                             f"({self.cfg.window}, {self.cfg.size}, {self.cfg.size})")
+        x = self.patch_embed(windows[:, None].to(self.patch_embed.weight.dtype))   # (N, d, w, g, g)
+        x = x.flatten(3).permute(0, 2, 3, 1) + self.pos_embed[:, None] + self.temporal_pos_embedding
+        x = torch.cat([self.cls_token.expand(n, -1, -1), x.reshape(n, -1, self.cfg.dim)], 1)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm_f(x)[:, 1:].mean(1)
+
+    def forward(self, heatmaps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``heatmaps (B, T, w, S, S)``, ``mask (B, T)`` -> ``(B, d, T)``."""
+        out = heatmaps.new_zeros(mask.shape[0], mask.shape[1], self.cfg.dim, dtype=self.cls_token.dtype)
+        if mask.any():
+            out[mask] = self.encode(heatmaps[mask]).to(out.dtype)
+        return out.transpose(1, 2)
