@@ -283,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo_id", help="model repo, e.g. me/thumos14-i3d-dbm")
     p.add_argument("--private", action="store_true")
     p.set_defaults(func=cmd_push)
+    from .cli_cascade import add_parsers as add_cascade_parsers
+
+    add_cascade_parsers(sub)
     return parser
 
 

@@ -157,7 +157,7 @@ class SegmentsTask(Task):
             for i, item in enumerate(batch["items"]):
                 segs, scores, labels = (t.cpu() for t in decode_video(out, i, pp))
                 names = self.classes
-                if model.cfg.num_classes == 1:
+                if model.cfg.num_classes == 1 and len(self.classes) > 1:  # class-agnostic; one real class keeps its name
                     names = ["action"]
                     if fusion is not None:
                         if item.video_id not in fusion["scores"]:
@@ -174,7 +174,7 @@ class SegmentsTask(Task):
 
     def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
         tiou, clean = self.protocol()
-        agnostic = self.cfg.model.num_classes == 1 and not self.cfg.eval.ext_score_file
+        agnostic = self.cfg.model.num_classes == 1 and len(self.classes) > 1 and not self.cfg.eval.ext_score_file
 
         def label(ann):  # without external classes, class-agnostic segments are scored as proposals
             return {**ann.to_dict(), "label": "action"} if agnostic else ann.to_dict()
