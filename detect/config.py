@@ -46,6 +46,7 @@ class DataConfig:
     downsample_rate: int = 1
     resize_to: int | None = None            # linearly resize every video to this many steps (ActivityNet: 192)
     class_agnostic: bool = False            # one "action" class; names come from eval.ext_score_file
+    classes: list[str] | None = None        # keep only these classes (training and evaluation), e.g. [AllTime]
     num_workers: int = 4
     skip_corrupt: bool = False              # training replaces a video failing its checksum by the next, loudly
 

@@ -33,6 +33,9 @@ def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGro
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
     p.add_argument("--strict", action="store_true",
                    help="fail a video that decodes short of its container's length (default: store it, warn)")
+    p.add_argument("--anonymize", type=Path, metavar="MAPPING",
+                   help="store videos under keyed-hash ids of this mapping file (the one `extract annotations "
+                        "convert --anonymize` wrote), and their paths nowhere")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return src
 
@@ -78,6 +81,16 @@ def _plan(args: argparse.Namespace, streams, device, size: int, window: int, str
                 autocast=autocast if device.type == "cuda" else None)
 
 
+def anonymized(sources, mapping: Path):
+    """``sources`` under anonymised ids, named by those ids in stores and messages."""
+    import dataclasses
+
+    from .annotations.anonymize import anonymize_ids
+
+    ids = anonymize_ids([s.video_id for s in sources], mapping)
+    return [dataclasses.replace(s, video_id=ids[s.video_id], shown_as=ids[s.video_id]) for s in sources]
+
+
 def run_extractor(args: argparse.Namespace) -> int:
     """Build the chosen extractor, then decode, extract and store every video."""
     from .runner import extract
@@ -89,6 +102,8 @@ def run_extractor(args: argparse.Namespace) -> int:
     try:
         built = args.extractor.build(args, device)
         sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
+        if args.anonymize:
+            sources = anonymized(sources, args.anonymize)
     except (FileNotFoundError, ValueError, MissingWeightsError, RuntimeError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if not sources:

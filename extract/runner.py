@@ -62,12 +62,12 @@ class _Decoded(torch.utils.data.IterableDataset):
                 for chunk in stream:
                     yield "chunk", src.video_id, chunk
             except DecodeError as exc:
-                yield "error", src.video_id, str(exc)
+                yield "error", src.video_id, src.redact(str(exc))
                 continue
             yield "end", src.video_id, {"fps": stream.fps, "source_fps": stream.source_fps, "frames": stream.frames,
                                         "duration": stream.duration, "decoder": stream.decoder,
-                                        "notes": stream.notes, "warnings": stream.warnings,
-                                        "source": str(src.path)}
+                                        "notes": stream.notes, "warnings": [src.redact(w) for w in stream.warnings],
+                                        "source": src.name}
 
 
 def _as_is(item):

@@ -122,3 +122,23 @@ def test_the_cascade_commands_end_to_end(data, tmp_path):
         for d in dets:
             assert any(s - 3.0 <= d["segment"][0] and d["segment"][1] <= e + 3.0 for s, e in events), (vid, d)
     assert main(["cascade", "--stage2", str(tmp_path / "stage2" / "best.pt"), "--out", str(out)]) == 1  # no stage 1
+
+
+def test_a_stage1_model_keeps_only_its_event_class(data, tmp_path):
+    (feats, heat, ann), root = data
+    cfg = {"model": {"name": "actionmamba-dbm", "num_classes": 1, "head_dim": 8, "regression_range": [[0, 4], [4, 10000]],
+                     "backbone": {"input_dim": 12, "embd_dim": 8, "arch": [1, 1, 1], "backend": "torch"}},
+           "data": {"streams": {"features": [str(feats)]}, "annotations": str(ann), "classes": ["appearance_a"],
+                    "train_split": "training", "val_split": "training", "val_holdout": 0.25, "test_split": "testing",
+                    "max_seq_len": 64, "num_workers": 0},
+           "optim": {"epochs": 2, "warmup_epochs": 1, "batch_size": 4, "amp": "none"},
+           "output": str(tmp_path / "stage1"), "seed": 0}
+    train(load_config(None, base=cfg), progress=False)
+    dets = json.loads((tmp_path / "stage1" / "test_detections.json").read_text())["results"]
+    assert {d["label"] for v in dets.values() for d in v} == {"appearance_a"}
+    cfg["data"]["classes"] = ["AllTime"]
+    from detect.config import ConfigError
+    from detect.engine import prepare
+
+    with pytest.raises(ConfigError, match=r"data.classes: \['AllTime'\] are not classes of"):
+        prepare(load_config(None, base=cfg))

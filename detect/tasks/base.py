@@ -6,6 +6,7 @@ The engine (:mod:`detect.engine.trainer`) only calls the methods below.
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -20,6 +21,17 @@ from ..data.workers import loader_workers
 from ..errors import ConfigError
 
 
+def keep_classes(annotations: AnnotationSet, keep: list[str], source: str) -> AnnotationSet:
+    """``annotations`` with only the ``keep`` classes, in that order (``data.classes``)."""
+    unknown = [c for c in keep if c not in annotations.classes]
+    if unknown:
+        raise ConfigError(f"data.classes: {unknown} are not classes of {source} ({', '.join(annotations.classes)})")
+    database = {vid: dataclasses.replace(v, annotations=[dataclasses.replace(a, label_id=keep.index(a.label))
+                                                         for a in v.annotations if a.label in keep])
+                for vid, v in annotations.database.items()}
+    return AnnotationSet(database, list(keep))
+
+
 class Task:
     name: ClassVar[str]
     card_task: ClassVar[str]              # the dataset cards' name of the task
@@ -29,6 +41,8 @@ class Task:
     options: ClassVar[frozenset[str]] = frozenset()  # the task-specific ``data.*`` / ``eval.*`` keys it reads
 
     def __init__(self, cfg, annotations: AnnotationSet, streams: StreamSet) -> None:
+        if cfg.data.classes:
+            annotations = keep_classes(annotations, cfg.data.classes, cfg.data.annotations)
         self.cfg, self.annotations, self.streams = cfg, annotations, streams
         self.classes = list(annotations.classes)
         expected = self.num_model_classes()

@@ -30,18 +30,26 @@ def anonymized_id(key: bytes, video_id: str) -> str:
     return "anon_" + hmac.new(key, video_id.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
 
 
-def anonymize(result: AnnotationSet, mapping_path: Path) -> AnnotationSet:
-    """Rename every video; add the new ids to ``mapping_path`` (created with mode 0600)."""
+def anonymize_ids(video_ids: list[str], mapping_path: Path) -> dict[str, str]:
+    """``{original: anonymised}`` under the key of ``mapping_path`` (created with mode 0600 if
+    missing), to which the new ids are added: annotations and stores anonymised with one
+    mapping file share their ids."""
     key, ids = _load_key(mapping_path)
     renamed = {}
-    for vid, video in result.database.items():
+    for vid in video_ids:
         new = anonymized_id(key, vid)
         if ids.get(new, vid) != vid:
             raise AnnotationError(f"anonymised id collision between {vid!r} and {ids[new]!r}")
         ids[new] = vid
-        renamed[new] = video
+        renamed[vid] = new
     fd = os.open(mapping_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump({"note": "private: maps anonymised ids back to the original ones", "key": key.hex(),
                    "ids": dict(sorted(ids.items()))}, fh, indent=1)
-    return AnnotationSet(renamed, result.classes)
+    return renamed
+
+
+def anonymize(result: AnnotationSet, mapping_path: Path) -> AnnotationSet:
+    """Rename every video; add the new ids to ``mapping_path``."""
+    renamed = anonymize_ids(list(result.database), mapping_path)
+    return AnnotationSet({renamed[vid]: video for vid, video in result.database.items()}, result.classes)

@@ -18,6 +18,17 @@ class Source:
     video_id: str
     path: Path
     is_frame_dir: bool = False
+    shown_as: str | None = None   # what stores and messages name the input by (default: its path)
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.shown_as is None else self.shown_as
+
+    def redact(self, text: str) -> str:
+        """``text`` with the input's path and file name replaced by :attr:`name`."""
+        if self.shown_as is None:
+            return text
+        return text.replace(str(self.path), self.shown_as).replace(self.path.name, self.shown_as)
 
 
 def _ids(paths: list[Path], root: Path | None, style: str) -> list[str]:
