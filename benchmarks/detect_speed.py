@@ -14,6 +14,13 @@ videos: the public code pads to 2500 and truncates longer test videos). Medians 
     python benchmarks/detect_speed.py                      # all detectors, cuda and torch backends
     python benchmarks/detect_speed.py --models actionmamba-dbm --backends cuda
     python benchmarks/detect_speed.py --task dense --reps 3
+    python benchmarks/detect_speed.py --task sgmamba --reps 3
+
+SG-Mamba (``--task sgmamba``): stage-2 training steps/s, peak memory and parameters with the
+down-projection (512) and at full width, at SG-Mamba's stage-2 shape (batch 4 windows of 38
+valid steps padded to 192, 2048-d features, 8 x 56 x 56 heatmaps per step, bf16 autocast, AdamW);
+and the cascade's inference videos/s: per 64 s clip (637 steps), stage 1 (one-class DBM) with
+decoding, then stage 2 on two 4 s windows with decoding.
 """
 from __future__ import annotations
 
@@ -194,13 +201,90 @@ def dense_main(args) -> None:
             json.dump(rows, fh, indent=2)
 
 
+def sg_inputs(g: torch.Generator, batch: int, valid: int, length: int):
+    feats = torch.randn(batch, 2048, length, device="cuda", generator=g)
+    heat = torch.rand(batch, length, 8, 56, 56, device="cuda", generator=g)
+    mask = (torch.arange(length, device="cuda") < valid)[None].expand(batch, -1).contiguous()
+    segments = [torch.tensor([[5.0, 15.0], [20.0, 30.0]], device="cuda")] * batch
+    labels = [torch.tensor([1, 4], device="cuda")] * batch
+    return {"mask": mask, "features": feats, "heatmaps": heat}, {"segments": segments, "labels": labels}
+
+
+def sgmamba_main(args) -> None:
+    from detect.tasks.segments import SegmentLoss
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    variants = {"down 512": {}, "full 2048": {"down_dim": None}}
+    models, opts, losses = {}, {}, {}
+    for name, extra in variants.items():
+        torch.manual_seed(0)
+        models[name] = create_model("sg-mamba", num_classes=7, **extra).cuda()
+        opts[name] = torch.optim.AdamW(models[name].parameters(), lr=1e-4)
+        losses[name] = SegmentLoss(models[name].cfg).cuda()
+    inputs, targets = sg_inputs(g, 4, 38, 192)
+
+    def step(name):
+        opts[name].zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = losses[name](models[name](**inputs), targets)["final_loss"]
+        loss.backward()
+        opts[name].step()
+
+    for name in variants:
+        models[name].train()
+        for _ in range(args.warmup):
+            step(name)
+    speed = {name: [] for name in variants}
+    for _ in range(args.reps):
+        for name in variants:
+            speed[name].append(1 / timed(lambda: step(name), args.iters))
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; sg-mamba stage 2, batch 4 x 38 valid of 192 "
+          f"steps, bf16; median (min-max) of {args.reps} interleaved repetitions of {args.iters} steps")
+    print(f"{'variant':<11}{'params M':>10}{'CCM M':>8}{'train it/s':>24}{'peak GiB':>10}")
+    rows = []
+    for name in variants:
+        model = models[name]
+        gib = peak_gib(lambda: step(name))
+        n = sum(p.numel() for p in model.parameters()) / 1e6
+        ccm = sum(p.numel() for p in model.ccm.parameters()) / 1e6
+        rows.append({"variant": name, "params_m": n, "ccm_m": ccm, "train_it_s": speed[name], "peak_gib": gib})
+        print(f"{name:<11}{n:>10.1f}{ccm:>8.1f}{_spread(speed[name]):>24}{gib:>10.2f}")
+    # the cascade, per video: stage 1 on the clip, stage 2 on two windows
+    from detect.tasks.segments import decode_video
+
+    stage1 = create_model("actionmamba-dbm", num_classes=1).cuda().eval()
+    stage2 = models["down 512"].eval()
+    clip = torch.randn(1, 2048, 640, device="cuda", generator=g)
+    clip_mask = torch.arange(640, device="cuda")[None] < 637
+    windows, _ = sg_inputs(g, 2, 38, 48)
+
+    @torch.no_grad()
+    def video():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out1 = stage1(clip, clip_mask)
+            decode_video(out1, 0, stage1.cfg.postprocess)
+            out2 = stage2(**windows)
+            for i in range(2):
+                segs = decode_video(out2, i, stage2.cfg.postprocess)[0]
+        segs.cpu()
+
+    for _ in range(5):
+        video()
+    per_video = [timed(video, args.iters) for _ in range(args.reps)]
+    rates = [1 / t for t in per_video]
+    print(f"\ncascade inference (stage 1 + 2 windows of stage 2, decoding included): {_spread(rates)} videos/s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"stage2": rows, "cascade_videos_s": rates}, fh, indent=2)
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=("segments", "dense"), default="segments")
+    p.add_argument("--task", choices=("segments", "dense", "sgmamba"), default="segments")
     p.add_argument("--models", default="actionformer,actionmamba-vim,actionmamba-dbm", help="segments: detectors")
     p.add_argument("--backends", default="cuda,torch")
     p.add_argument("--iters", type=int, default=20)
@@ -209,8 +293,8 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=212)
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
-    if args.task == "dense":
-        dense_main(args)
+    if args.task in ("dense", "sgmamba"):
+        (dense_main if args.task == "dense" else sgmamba_main)(args)
         return
     segments_main(args)
 
