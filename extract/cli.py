@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from . import cli_extract, frames, hub, pack
+from . import cli_extract, clip_frames, frames, hub, pack
 from .annotations import cli as annotations_cli
 
 
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_download)
     cli_extract.add_parsers(sub)
     frames.add_parser(sub)
+    clip_frames.add_parser(sub)
     pack.add_parser(sub)
     annotations_cli.add_parser(sub)
     hub.add_parser(sub)

@@ -10,6 +10,17 @@ from pathlib import Path
 DTYPES = ("fp32", "bf16", "fp16")
 
 def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """Every extractor's options: where videos come from and go (:func:`add_source_args`) and
+    how the model runs."""
+    src = add_source_args(p)
+    p.add_argument("--batch-size", type=int, default=32, help="snippets per GPU batch (default 32)")
+    p.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (auto: this rank's GPU if any)")
+    p.add_argument("--dtype", default="fp32", choices=DTYPES, help="autocast precision on CUDA")
+    return src
+
+
+def add_source_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """Inputs, decoding and the output store (what commands without a model need too)."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video-dir", type=Path, help="folder of videos (searched recursively by extension)")
     src.add_argument("--list", type=Path, help="text file with one video path per line")
@@ -24,10 +35,7 @@ def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGro
     p.add_argument("--decoder", default="auto", choices=("auto", "decord", "torchcodec", "ffmpeg"),
                    help="auto: decord when its frame count and timestamps check out, else an ffmpeg pipe "
                         "(by timestamp); torchcodec (optional) samples by timestamp with exact seeking")
-    p.add_argument("--batch-size", type=int, default=32, help="snippets per GPU batch (default 32)")
     p.add_argument("--workers", type=int, default=4, help="decoding processes (default 4)")
-    p.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (auto: this rank's GPU if any)")
-    p.add_argument("--dtype", default="fp32", choices=DTYPES, help="autocast precision on CUDA")
     p.add_argument("--shards", type=int, default=16, help="shards of a new store")
     p.add_argument("--retry-failed", action="store_true", help="try again videos that failed before")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")

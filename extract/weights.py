@@ -58,6 +58,9 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
                  "frozen_models/pytorch_i3d/models/flow_charades.pt", _PIERGIAJ, 49.8, notes="fine-tuned on Charades"),
     WeightsEntry("i3d-rgb-swallow", "LStriving/sg-mamba", "pretrained_swallow_i3d.pth",
                  "SG-Mamba release terms (research use)", notes="SG-Mamba's VFSS RGB I3D, 7 classes, 128 px"),
+    *[WeightsEntry(f"videomamba-{v}16-in1k", "OpenGVLab/VideoMamba", f"videomamba_{v}16_in1k_res224.pth",
+                   "Apache-2.0", notes=f"VideoMamba-{v.upper()} ImageNet-1K, 224 px: MSF-Mamba's initialisation")
+      for v in ("t", "s", "m")],
     WeightsEntry("sg-mamba-landmarks", "LStriving/sg-mamba", "best_model_trace.pt",
                  "SG-Mamba release terms (research use)",
                  notes="SG-Mamba's TorchScript VFSS landmark model: 8 landmarks, input 256x192"),

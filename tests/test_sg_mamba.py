@@ -123,6 +123,7 @@ def two_modality_run(root, towers, epochs=32):
             "eval": {"tiou": [0.3, 0.5, 0.7], "every": 4}, "output": str(root / towers), "seed": 0, "log_every": 20}
 
 
+@pytest.mark.timeout(900)  # three short trainings: about 100 s on 2 cores
 def test_the_fused_model_beats_each_tower_when_each_modality_carries_half_the_classes(tmp_path):
     results = {t: train(load_config(None, base=two_modality_run(tmp_path, t)), progress=False)["test"]["average_mAP"]
                for t in ("appearance", "skeleton", "both")}
