@@ -15,6 +15,11 @@ videos: the public code pads to 2500 and truncates longer test videos). Medians 
     python benchmarks/detect_speed.py --models actionmamba-dbm --backends cuda
     python benchmarks/detect_speed.py --task dense --reps 3
     python benchmarks/detect_speed.py --task sgmamba --reps 3
+    python benchmarks/detect_speed.py --task msf --reps 3
+
+MSF-Mamba (``--task msf``): recognition inference ms/clip (batch 8) and training clips/s (batch 8,
+random resized crop and flip on the GPU, AdamW) at 16 x 224 x 224, bf16 autocast, for T, S, T+
+and S+ beside the VideoMamba-equivalent models without MCFM (``msf: null``), with parameters.
 
 SG-Mamba (``--task sgmamba``): stage-2 training steps/s, peak memory and parameters with the
 down-projection (512) and at full width, at SG-Mamba's stage-2 shape (batch 4 windows of 38
@@ -278,13 +283,60 @@ def sgmamba_main(args) -> None:
             json.dump({"stage2": rows, "cascade_videos_s": rates}, fh, indent=2)
 
 
+def msf_main(args) -> None:
+    g = torch.Generator(device="cuda").manual_seed(0)
+    variants = {"VideoMamba-T (no MCFM)": ("msf-mamba-t", {"msf": None}), "MSF-Mamba-T": ("msf-mamba-t", {}),
+                "MSF-Mamba-T+": ("msf-mamba-t+", {}), "VideoMamba-S (no MCFM)": ("msf-mamba-s", {"msf": None}),
+                "MSF-Mamba-S": ("msf-mamba-s", {}), "MSF-Mamba-S+": ("msf-mamba-s+", {})}
+    frames = torch.randint(0, 256, (8, 16, 224, 224, 3), dtype=torch.uint8, device="cuda", generator=g)
+    labels = torch.randint(0, 17, (8,), device="cuda", generator=g)
+    models = {n: create_model(name, num_classes=17, **extra).cuda() for n, (name, extra) in variants.items()}
+    opts = {n: torch.optim.AdamW(m.parameters(), lr=1e-4) for n, m in models.items()}
+
+    def step(n):
+        models[n].train()
+        opts[n].zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(models[n](frames).logits.float(), labels)
+        loss.backward()
+        opts[n].step()
+
+    @torch.no_grad()
+    def infer(n):
+        models[n].eval()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            models[n](frames).logits.float().cpu()
+
+    for n in variants:
+        for _ in range(args.warmup):
+            step(n)
+            infer(n)
+    train_rate, infer_ms = {n: [] for n in variants}, {n: [] for n in variants}
+    for _ in range(args.reps):
+        for n in variants:
+            train_rate[n].append(8 / timed(lambda: step(n), args.iters))
+            infer_ms[n].append(1000 * timed(lambda: infer(n), args.iters) / 8)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; 16 x 224 x 224 clips, batch 8, bf16; "
+          f"median (min-max) of {args.reps} interleaved repetitions of {args.iters} steps")
+    print(f"{'model':<24}{'params M':>9}{'train clips/s':>24}{'infer ms/clip':>24}{'peak GiB (train)':>18}")
+    rows = []
+    for n in variants:
+        gib = peak_gib(lambda: step(n))
+        p = sum(q.numel() for q in models[n].parameters()) / 1e6
+        rows.append({"model": n, "params_m": p, "train_clips_s": train_rate[n], "infer_ms": infer_ms[n], "peak_gib": gib})
+        print(f"{n:<24}{p:>9.2f}{_spread(train_rate[n]):>24}{_spread(infer_ms[n]):>24}{gib:>18.2f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=("segments", "dense", "sgmamba"), default="segments")
+    p.add_argument("--task", choices=("segments", "dense", "sgmamba", "msf"), default="segments")
     p.add_argument("--models", default="actionformer,actionmamba-vim,actionmamba-dbm", help="segments: detectors")
     p.add_argument("--backends", default="cuda,torch")
     p.add_argument("--iters", type=int, default=20)
@@ -293,8 +345,8 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=212)
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
-    if args.task in ("dense", "sgmamba"):
-        (dense_main if args.task == "dense" else sgmamba_main)(args)
+    if args.task != "segments":
+        {"dense": dense_main, "sgmamba": sgmamba_main, "msf": msf_main}[args.task](args)
         return
     segments_main(args)
 

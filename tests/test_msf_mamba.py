@@ -72,6 +72,9 @@ def test_videomamba_weights_initialise_the_backbone(tmp_path):
     assert all(k.startswith(("msf.", "head.")) for k in report["kept"])
     torch.testing.assert_close(model.layers[1].mixer.in_proj.weight, source.layers[1].mixer.in_proj.weight)
     assert model.pos_embed.shape == (1, 17, 16) and model.temporal_pos_embedding.shape == (1, 16, 16)
+    fresh = create_model("msf-mamba-t", num_classes=17, init_from=str(tmp_path / "vm.pth"), **tiny)
+    fresh.load_pretrained()  # what the trainer does at the start of a fresh run
+    torch.testing.assert_close(fresh.norm_f.weight, source.norm_f.weight)
     torch.save({"model": {k: v for k, v in source.state_dict().items() if "layers.1" not in k}}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="backbone parameters missing"):
         load_videomamba(create_model("msf-mamba-t", num_classes=17, **tiny), tmp_path / "bad.pth")

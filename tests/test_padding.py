@@ -9,7 +9,7 @@ import torch
 
 from detect.models import create_model
 
-DETECTORS = ["actionformer", "actionformer-conv", "actionmamba-vim", "actionmamba-dbm"]
+DETECTORS = ["actionformer", "actionformer-conv", "actionmamba-vim", "actionmamba-dbm", "actionmamba-msf"]
 
 
 def trained_like(model: torch.nn.Module, seed: int) -> torch.nn.Module:

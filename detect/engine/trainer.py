@@ -124,7 +124,10 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     run = prepare(cfg)
     task, metric = run.task, run.task.metric
     datasets = {name: run.dataset(name, training=name == "train") for name, ids in run.splits.items() if ids}
-    model = build_model(cfg).to(dev)
+    model = build_model(cfg)
+    if not (resume and (out / "last.pt").exists()) and hasattr(model, "load_pretrained"):
+        model.load_pretrained()  # a fresh run starts from the published weights its config names
+    model = model.to(dev)
     criterion = task.criterion(model).to(dev)
     ema = ModelEma(model, cfg.optim.ema_decay)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .backbone import ConvBackboneConfig, DBMBackboneConfig, TransformerBackboneConfig, ViMBackboneConfig
+from .backbone import (ConvBackboneConfig, DBMBackboneConfig, MSFBackboneConfig, TransformerBackboneConfig,
+                       ViMBackboneConfig)
 from .detector import ActionDetector, DetectorConfig
 from .registry import register_model
 
@@ -36,6 +37,12 @@ class ActionMambaViMConfig(DetectorConfig):
 
 
 @dataclass
+class ActionMambaMSFConfig(DetectorConfig):
+    name: str = "actionmamba-msf"
+    backbone: MSFBackboneConfig = field(default_factory=MSFBackboneConfig)
+
+
+@dataclass
 class ConvDetectorConfig(DetectorConfig):
     name: str = "actionformer-conv"
     backbone: ConvBackboneConfig = field(default_factory=ConvBackboneConfig)
@@ -45,6 +52,7 @@ for _name, _config, _text in [
     ("actionformer", ActionFormerConfig, "ActionFormer: local-window transformer pyramid, shared heads"),
     ("actionmamba-dbm", ActionMambaDBMConfig, "ActionMamba with decomposed bidirectional Mamba (DBM) blocks"),
     ("actionmamba-vim", ActionMambaViMConfig, "ActionMamba with Vim (bimamba v2) blocks"),
+    ("actionmamba-msf", ActionMambaMSFConfig, "ActionMamba DBM blocks with MSF-Mamba's state fusion over time"),
     ("actionformer-conv", ConvDetectorConfig, "ActionFormer's conv-block ablation"),
 ]:
     register_model(_name, config=_config, task="segments", streams=STREAMS, description=_text,

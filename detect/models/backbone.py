@@ -6,14 +6,15 @@ does not use is an unknown key, never silently ignored. Module names follow Acti
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvBlock, MambaBlock, TransformerBlock
+from .blocks import ConvBlock, MambaBlock, MSFMambaBlock, TransformerBlock
 from .layers import LayerNorm, MaskedConv1D, sinusoid_position_encoding
 
 
@@ -96,6 +97,32 @@ class ViMBackboneConfig(MambaBackboneConfig):
 
     def mixer_options(self) -> dict:
         return {**super().mixer_options(), "expand": self.expand, "divide_out": self.divide_out}
+
+
+def _block_msf():
+    from .msf import MSFConfig
+
+    return MSFConfig(boundary="zero")
+
+
+@dataclass
+class MSFBackboneConfig(DBMBackboneConfig):
+    """DBM blocks with MSF-Mamba's state fusion over time (``mamba-msf``)."""
+
+    msf: typing.Any = field(default_factory=_block_msf)
+
+    def __post_init__(self) -> None:
+        from .msf import MSFConfig
+
+        super().__post_init__()
+        if isinstance(self.msf, dict):
+            self.msf = MSFConfig(**{"boundary": "zero", **self.msf})
+        if self.msf.boundary != "zero":
+            raise ValueError("msf.boundary must be 'zero' in the detection block (padding reads as zeros)")
+
+    def block(self, stride: int, level: int) -> nn.Module:
+        return MSFMambaBlock(self.embd_dim, self.msf, mixer=self.mixer, stride=stride, drop_path=self.drop_path,
+                             **self.mixer_options())
 
 
 class Backbone(nn.Module):

@@ -119,3 +119,23 @@ class MambaBlock(nn.Module):
         y = self.mamba(self.norm(x.transpose(1, 2)) * m.transpose(1, 2), mask[:, 0]).transpose(1, 2)
         x = x + self.drop_path(y * m)
         return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)
+
+
+class MSFMambaBlock(MambaBlock):
+    """``mamba-msf``: a :class:`MambaBlock` whose mixer output goes through MSF-Mamba's motion-aware
+    state fusion over time (1-D CFD, multi-scale state fusion, ASWM) before the residual:
+    ``x + DropPath(MSF(Mixer(LN x) * mask) * mask)``. Padding is zero there, so the differences
+    and convolutions read zeros past a video's end (CFD's ``zero`` boundary): a padded video
+    gives the results of the video alone."""
+
+    def __init__(self, channels: int, msf, **kwargs) -> None:
+        super().__init__(channels, **kwargs)
+        from .msf import MSFFusion
+
+        self.msf = MSFFusion(channels, msf, spatial=0)
+
+    def forward(self, x, mask):
+        m = mask.to(x.dtype)
+        y = self.mamba(self.norm(x.transpose(1, 2)) * m.transpose(1, 2), mask[:, 0]).transpose(1, 2)
+        x = x + self.drop_path(self.msf(y * m, mask) * m)
+        return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)

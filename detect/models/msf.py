@@ -99,11 +99,15 @@ class MCFM(nn.Module):
         """The motion weights ``theta_k`` in (0, 1)."""
         return torch.sigmoid(self.theta_logit)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``mask (B, 1, T)`` (padded sequences): the differences are zeroed on padding too, so
+        that the motion kernels read zeros there, as they do past a sequence's end."""
         act = F.gelu if self.cfg.activation == "gelu" else (lambda t: t)
         if self.theta_logit is None:
             return [act(fuse(x)) for fuse in self.fuse]
         d = frame_difference(x, self.cfg.difference, self.cfg.boundary)
+        if mask is not None:
+            d = d * mask.to(d.dtype)
         motion = self.fuse_motion or self.fuse
         return [act(fuse(x) + theta * fm(d)) for fuse, fm, theta in zip(self.fuse, motion, self.theta)]
 
@@ -138,5 +142,5 @@ class MSFFusion(nn.Module):
         self.mcfm = MCFM(dim, cfg, spatial)
         self.aswm = ASWM(dim, len(cfg.windows), cfg, spatial)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.aswm(self.mcfm(x))[0]
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.aswm(self.mcfm(x, mask))[0]

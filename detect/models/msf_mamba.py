@@ -113,13 +113,18 @@ class MSFMamba(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         for p in (self.pos_embed, self.cls_token, self.temporal_pos_embedding):
             nn.init.trunc_normal_(p, std=0.02)
-        if cfg.init_from:
-            from extract.weights import resolve
 
-            report = load_videomamba(self, resolve(cfg.init_from))
-            print(f"{cfg.name}: {len(report['matched'])} tensors from {cfg.init_from}; own initialisation for "
-                  f"{len(report['kept'])} ({', '.join(sorted({k.split('.')[0] for k in report['kept']}))}); "
-                  f"{len(report['unexpected'])} of the file's unused")
+    def load_pretrained(self) -> None:
+        """``init_from``'s VideoMamba weights into the backbone (the trainer calls this on a
+        fresh run), with a one-line report of what matched."""
+        if not self.cfg.init_from:
+            return
+        from extract.weights import resolve
+
+        report = load_videomamba(self, resolve(self.cfg.init_from))
+        print(f"{self.cfg.name}: {len(report['matched'])} tensors from {self.cfg.init_from}; own initialisation for "
+              f"{len(report['kept'])} ({', '.join(sorted({k.split('.')[0] for k in report['kept']}))}); "
+              f"{len(report['unexpected'])} of the file's unused")
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(B, T, H, W, 3)`` -> normalised ``(B, 3, T, S, S)``, augmented in training."""
