@@ -163,6 +163,7 @@ class MSFMamba(nn.Module):
 
 
 SIZES = {"t": (192, 24, 0.1), "s": (384, 24, 0.35), "m": (576, 32, 0.8)}  # dim, depth, VideoMamba's drop path
+PAPER_SIZES = {"t": 8.90, "s": 33.38, "m": 91.57, "t+": 24.93, "s+": 97.28, "m+": 235.32}  # Table VII, M
 PLUS = {"windows": (3, 5, 7), "share_kernel": True}  # the '+' parameter counts imply one kernel per window
 
 
@@ -184,7 +185,8 @@ for _size in SIZES:
         _name, _config = _variant(_size, _plus)
         register_model(_name, config=_config, task="clips", streams=("frames",),
                        description=f"MSF-Mamba-{_size.upper()}{'+' if _plus else ''}: VideoMamba backbone, "
-                                   f"motion-aware state fusion{' over windows 3/5/7 with ASWM' if _plus else ''}",
+                                   f"motion-aware state fusion{' over windows 3/5/7 with ASWM' if _plus else ''} "
+                                   f"(paper: {PAPER_SIZES[_size + ('+' if _plus else '')]:.2f}M at 17 classes)",
                        example={"num_classes": 17})(MSFMamba)
 
 
