@@ -13,6 +13,20 @@ from pathlib import Path
 from .errors import ConfigError, DetectError
 
 EXAMPLES = {
+    "eval": """examples:
+  python -m detect eval --checkpoint runs/thumos14_i3d_dbm/best.pt                 # the test split, as training
+  python -m detect eval --checkpoint hf://me/thumos14-i3d-dbm/best.pt --split val --json
+""",
+    "upgrade": """examples:
+  python -m detect upgrade runs/old/best.pt runs/old/best_upgraded.pt
+""",
+    "plot": """examples:
+  python -m detect plot runs/x/test_detections.json --annotations thumos14.json --video video_test_0000004 --out f.png
+  python -m detect plot runs/x/test_frames.npz --annotations tsu.json --video P02T01C06 --out curves.png   # dense
+""",
+    "push": """examples:
+  python -m detect push runs/thumos14_i3d_dbm/best.pt me/thumos14-i3d-dbm --private
+""",
     "train": """examples:
   python -m detect train --config configs/thumos14_i3d_dbm.yaml
   python -m detect train --config configs/thumos14_i3d_dbm.yaml model.backbone.drop_path=0.2 optim.lr=2e-4
@@ -208,12 +222,17 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with its one-line description and ends with examples."""
+    return sub.add_parser(name, help=text, description=text, epilog=EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detect", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    raw = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("train", help="train a model from a YAML config", epilog=EXAMPLES["train"], formatter_class=raw)
+    p = _command(sub, "train", "train a model from a YAML config")
     p.add_argument("--config", required=True, help="YAML config (see configs/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=2e-4")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt exactly")
@@ -221,14 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-epoch", type=int, help="checkpoint and stop after this epoch (resume later)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a split of its config's data")
+    p = _command(sub, "eval", "evaluate a checkpoint on a split of its config's data")
     p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("overrides", nargs="*", help="key=value overrides of the stored config")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("infer", help="run a trained model on a split, or every video of a store",
-                       epilog=EXAMPLES["infer"], formatter_class=raw)
+    p = _command(sub, "infer", "run a trained model on a split, or every video of a store")
     p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                    help="the config's split (default test, as training reports it), or every video of the store")
@@ -244,16 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dense: merge runs at most this many steps apart (default 0)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_infer)
-    p = sub.add_parser("upgrade", help="rewrite a checkpoint of the layout before the model registry")
+    p = _command(sub, "upgrade", "rewrite a checkpoint of the layout before the model registry")
     p.add_argument("old", help="best.pt or last.pt written before model.name existed")
     p.add_argument("new", help="where to write the upgraded checkpoint")
     p.set_defaults(func=cmd_upgrade)
-    p = sub.add_parser("models", help="list the registered models: task, input streams, parameters",
-                       epilog=EXAMPLES["models"], formatter_class=raw)
+    p = _command(sub, "models", "list the registered models: task, input streams, parameters")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
-    p = sub.add_parser("evaluate", help="score a predictions file: detection mAP, per-frame mAP or top-k",
-                       epilog=EXAMPLES["evaluate"], formatter_class=raw)
+    p = _command(sub, "evaluate", "score a predictions file: detection mAP, per-frame mAP or top-k")
     p.add_argument("--annotations", required=True, help="ground truth (ActivityNet/canonical JSON)")
     p.add_argument("--predictions", "--detections", dest="predictions", required=True,
                    help='detections JSON {"results": {video: [{label, score, segment}]}}, or a dense .npz / clips '
@@ -271,14 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dense: also MLAD's action-conditional metrics at these offsets, e.g. 0,20,40")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("plot", help="draw ground truth and detections (or per-frame scores) of one video")
+    p = _command(sub, "plot", "draw ground truth and detections (or per-frame scores) of one video")
     p.add_argument("detections", help="detections JSON, or a dense .npz of per-frame scores")
     p.add_argument("--annotations", required=True, help="ground-truth JSON")
     p.add_argument("--video", required=True, help="video id")
     p.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
     p.add_argument("--top", type=int, default=30, help="best detections to draw (default 30)")
     p.set_defaults(func=cmd_plot)
-    p = sub.add_parser("push", help="upload a checkpoint, its config and a model card to the Hugging Face Hub")
+    p = _command(sub, "push", "upload a checkpoint, its config and a model card to the Hugging Face Hub")
     p.add_argument("checkpoint", help="best.pt or last.pt of a run")
     p.add_argument("repo_id", help="model repo, e.g. me/thumos14-i3d-dbm")
     p.add_argument("--private", action="store_true")

@@ -94,8 +94,8 @@ def cmd_windows(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     raw = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("cascade", help="two-stage cascade: stage-1 events, stage-2 detections in windows around them",
-                       epilog=EXAMPLES, formatter_class=raw)
+    text = "two-stage cascade: stage-1 events, stage-2 detections in windows around them"
+    p = sub.add_parser("cascade", help=text, description=text, epilog=EXAMPLES, formatter_class=raw)
     p.add_argument("--stage1", help="stage-1 checkpoint (one-class event detector)")
     p.add_argument("--oracle-stage1", action="store_true", help="ground-truth --event segments instead of stage 1")
     p.add_argument("--stage2", action="append", required=True,
@@ -109,8 +109,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="detections JSON in video time")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cascade)
-    p = sub.add_parser("cascade-windows", help="stage-2 training data: windows around ground-truth events",
-                       epilog=EXAMPLES, formatter_class=raw)
+    text = "stage-2 training data: windows around ground-truth events"
+    p = sub.add_parser("cascade-windows", help=text, description=text, epilog=EXAMPLES, formatter_class=raw)
     p.add_argument("--stream", action="append", required=True, help="full-video stores, NAME=STORE[,STORE]")
     p.add_argument("--annotations", required=True)
     p.add_argument("--event", default="AllTime", help="the event class the windows are centred on")

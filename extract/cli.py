@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "verify":
             p.add_argument("--pair", metavar="STORE", help="a store of the same videos that must cover the same frames")
         p.set_defaults(func=func)
-    p = sub.add_parser("weights", help="list known model weights: source, size, licence, cached or not")
+    p = sub.add_parser("weights", help="list known model weights: source, size, licence, cached or not",
+                       description="List the weights registry: source, size, licence, pinned revision and sha256, "
+                                   "cached or not. Example: python -m extract weights --json")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_weights)
     p = sub.add_parser("download", help="download and verify model weights by name",

@@ -142,6 +142,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     pl = verbs.add_parser("pull", help="download a feature repo and pack it into a store",
+                          description="Download a public feature repo (at --revision, else its default branch) and "
+                                      "pack it into a store.",
                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
 example:
   python -m extract hub pull cg1177/thumos14_internvideo2_6b_w16_s4 --dataset thumos14 \\
@@ -160,7 +162,10 @@ example:
     pl.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(func=run_pull)
-    ps = verbs.add_parser("push", help="publish a store to a Hub dataset repo")
+    ps = verbs.add_parser("push", help="publish a store to a Hub dataset repo",
+                          description="Publish a store to a Hugging Face dataset repo, with a README that cites the "
+                                      "card. Example: python -m extract hub push stores/thumos14_i3d me/thumos14-i3d "
+                                      "--dataset thumos14 --private")
     ps.add_argument("store", type=Path)
     ps.add_argument("repo_id")
     ps.add_argument("--dataset", help="dataset card to cite in the README")

@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     c = verbs.add_parser("convert", help="native format -> canonical JSON", epilog=EXAMPLES,
+                         description="Convert a native annotation format to the canonical JSON (docs/ANNOTATIONS.md).",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--from", dest="fmt", required=True, choices=sorted(CONVERTERS), help="native format")
     c.add_argument("input", type=Path, help="native annotation file (a folder for thumos-txt and smg-finelabels)")
@@ -44,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     k = verbs.add_parser("check", help="report problems; exit 1 on errors",
                          description="Duplicates, zero-length, inverted or out-of-video segments, unknown labels, "
-                                     "missing fps/duration, and videos missing from a store. Exit 1 on errors.")
+                                     "missing fps/duration, and videos missing from a store. Exit 1 on errors. "
+                                     "Example: python -m extract annotations check thumos14.json --dataset thumos14 "
+                                     "--store stores/thumos14_i3d --subset test")
     k.add_argument("file", type=Path, help="canonical annotation JSON")
     k.add_argument("--dataset", help="dataset card: its class list and task")
     k.add_argument("--store", help="feature store to compare video ids with")

@@ -1,0 +1,37 @@
+"""The generated docs are current, and every command's --help has a description and an example."""
+import argparse
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_configs_md_is_generated_from_the_config_dataclasses():
+    from detect.config_doc import render
+
+    assert (ROOT / "docs" / "CONFIGS.md").read_text() == render(), \
+        "docs/CONFIGS.md is stale: run python -m detect.config_doc > docs/CONFIGS.md"
+
+
+def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield path + (name,), sub
+                yield from _subcommands(sub, path + (name,))
+
+
+@pytest.mark.parametrize("package", ["extract", "detect"])
+def test_every_command_has_a_description_and_an_example(package):
+    from importlib import import_module
+
+    parser = import_module(f"{package}.cli").build_parser()
+    missing = []
+    for path, sub in _subcommands(parser):
+        if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+            continue  # a command group: its leaves are checked
+        prose = f"{sub.description or ''}\n{sub.epilog or ''}"  # not the usage line, which names the program
+        if not sub.description or not any(cmd in prose for cmd in ("python -m", "torchrun")):
+            missing.append(" ".join(path))
+    assert not missing, f"commands without an example in --help: {missing}"
