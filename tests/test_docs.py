@@ -35,3 +35,11 @@ def test_every_command_has_a_description_and_an_example(package):
         if not sub.description or not any(cmd in prose for cmd in ("python -m", "torchrun")):
             missing.append(" ".join(path))
     assert not missing, f"commands without an example in --help: {missing}"
+
+
+def test_both_console_scripts_run_their_cli():
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e for e in entry_points(group="console_scripts") if e.name.startswith("mamba-tad-")}
+    assert scripts["mamba-tad-extract"].load().__module__ == "extract.cli"
+    assert scripts["mamba-tad-detect"].load().__module__ == "detect.cli"
