@@ -7,6 +7,7 @@ in the CLI takes a card id (``thumos14``) or a path to a card file.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,18 @@ class CardError(ExtractError, ValueError):
     """A card that does not follow the schema; the message names the file and field."""
 
 
+def shared_dir(name: str) -> Path:
+    """A data folder of the distribution (``datasets``, ``configs``): the checkout's, or, for a
+    ``pip install .``, the copy installed under ``<prefix>/share/mamba-tad/``."""
+    checkout = Path(__file__).resolve().parents[1] / name
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "mamba-tad" / name
+
+
 def cards_dir() -> Path:
-    """``$MAMBA_TAD_DATASETS``, else the ``datasets/`` folder of this checkout."""
-    return Path(os.environ.get("MAMBA_TAD_DATASETS") or Path(__file__).resolve().parents[1] / "datasets")
+    """``$MAMBA_TAD_DATASETS``, else the distribution's ``datasets/`` (:func:`shared_dir`)."""
+    return Path(os.environ.get("MAMBA_TAD_DATASETS") or shared_dir("datasets"))
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,14 @@ REGISTRY: dict[str, WeightsEntry] = {e.name: e for e in [
 
 
 def weights_dir() -> Path:
-    return Path(os.environ.get("MAMBA_TAD_PRETRAINED") or Path(__file__).resolve().parents[1] / "pretrained" / "cache")
+    """``$MAMBA_TAD_PRETRAINED``, else ``pretrained/cache`` of this checkout, else (an installed
+    package) ``$XDG_CACHE_HOME/mamba-tad/pretrained`` (``~/.cache/...``)."""
+    if os.environ.get("MAMBA_TAD_PRETRAINED"):
+        return Path(os.environ["MAMBA_TAD_PRETRAINED"])
+    checkout = Path(__file__).resolve().parents[1] / "pretrained"
+    if checkout.is_dir():
+        return checkout / "cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mamba-tad" / "pretrained"
 
 
 def sha256_of(path: Path) -> str:

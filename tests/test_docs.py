@@ -43,3 +43,22 @@ def test_both_console_scripts_run_their_cli():
     scripts = {e.name: e for e in entry_points(group="console_scripts") if e.name.startswith("mamba-tad-")}
     assert scripts["mamba-tad-extract"].load().__module__ == "extract.cli"
     assert scripts["mamba-tad-detect"].load().__module__ == "detect.cli"
+
+
+def test_an_installed_package_finds_cards_configs_and_a_weights_cache_outside_a_checkout(monkeypatch, tmp_path):
+    """``pip install .`` puts the cards and recipes under ``<prefix>/share/mamba-tad``; weights go to
+    the user's cache (a checkout keeps its own folders)."""
+    import sys
+
+    from extract import cards, weights
+
+    monkeypatch.setattr(cards, "__file__", str(tmp_path / "site-packages" / "extract" / "cards.py"))
+    monkeypatch.setattr(weights, "__file__", str(tmp_path / "site-packages" / "extract" / "weights.py"))
+    monkeypatch.delenv("MAMBA_TAD_DATASETS", raising=False)
+    monkeypatch.delenv("MAMBA_TAD_PRETRAINED", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert cards.cards_dir() == Path(sys.prefix) / "share" / "mamba-tad" / "datasets"
+    assert cards.shared_dir("configs") == Path(sys.prefix) / "share" / "mamba-tad" / "configs"
+    assert weights.weights_dir() == tmp_path / "cache" / "mamba-tad" / "pretrained"
+    monkeypatch.undo()
+    assert cards.cards_dir() == ROOT / "datasets" and weights.weights_dir() == ROOT / "pretrained" / "cache"
