@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import drop_path
-from .mamba import MambaConfig, ViM
+from .mamba import ResidualViM
 
 
 @dataclass
@@ -36,17 +35,6 @@ class HeatmapStemConfig:
             raise ValueError(f"heatmap size {self.size} is not a multiple of the patch {self.patch}")
 
 
-class StemLayer(nn.Module):
-    def __init__(self, cfg: HeatmapStemConfig, backend: str | None) -> None:
-        super().__init__()
-        self.norm = nn.RMSNorm(cfg.dim, eps=1e-5)
-        self.mixer = ViM(MambaConfig(cfg.dim, d_state=cfg.d_state, expand=cfg.expand, backend=backend))
-        self.drop_rate = cfg.drop_path
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + drop_path(self.mixer(self.norm(x)), self.drop_rate, self.training)
-
-
 class HeatmapStem(nn.Module):
     def __init__(self, cfg: HeatmapStemConfig, backend: str | None = None) -> None:
         super().__init__()
@@ -56,7 +44,8 @@ class HeatmapStem(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, cfg.dim))
         self.temporal_pos_embedding = nn.Parameter(torch.zeros(1, cfg.window, 1, cfg.dim))
-        self.layers = nn.ModuleList(StemLayer(cfg, backend) for _ in range(cfg.depth))
+        self.layers = nn.ModuleList(ResidualViM(cfg.dim, cfg.d_state, cfg.expand, drop_path=cfg.drop_path,
+                                                backend=backend) for _ in range(cfg.depth))
         self.norm_f = nn.RMSNorm(cfg.dim, eps=1e-5)
         for p in (self.cls_token, self.pos_embed, self.temporal_pos_embedding):
             nn.init.trunc_normal_(p, std=0.02)

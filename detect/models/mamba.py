@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import causal_conv1d, selective_scan
+from .layers import drop_path
 
 
 @dataclass(frozen=True)
@@ -180,3 +181,18 @@ class DBM(nn.Module):
 
 
 MIXERS = {"mamba": Mamba, "vim": ViM, "dbm": DBM}
+
+
+class ResidualViM(nn.Module):
+    """VideoMamba's block on ``(B, L, d)``: ``x + DropPath(ViM(RMSNorm(x)))`` (parameters ``norm``,
+    ``mixer``); ``divide_out`` averages the two directions instead of summing them."""
+
+    def __init__(self, dim: int, d_state: int = 16, expand: int = 2, divide_out: bool = False,
+                 drop_path: float = 0.0, backend: str | None = None) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(dim, eps=1e-5)
+        self.mixer = ViM(MambaConfig(dim, d_state=d_state, expand=expand, backend=backend), divide_out=divide_out)
+        self.drop_rate = drop_path
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x + drop_path(self.mixer(self.norm(x), mask), self.drop_rate, self.training)

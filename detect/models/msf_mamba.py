@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import drop_path
-from .mamba import MambaConfig, ViM
+from .mamba import ResidualViM
 from .msf import MSFConfig, MSFFusion
 from .outputs import ClipOutput
 from .registry import register_model
@@ -60,18 +59,6 @@ class MSFMambaConfig:
         self.crop_scale = tuple(self.crop_scale)
 
 
-class Block(nn.Module):
-    def __init__(self, cfg: MSFMambaConfig, drop: float) -> None:
-        super().__init__()
-        self.norm = nn.RMSNorm(cfg.dim, eps=1e-5)
-        self.mixer = ViM(MambaConfig(cfg.dim, d_state=cfg.d_state, expand=cfg.expand, backend=cfg.backend),
-                         divide_out=cfg.divide_out)
-        self.drop_rate = drop
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + drop_path(self.mixer(self.norm(x)), self.drop_rate, self.training)
-
-
 def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float], flip: bool,
                         generator: torch.Generator | None = None) -> torch.Tensor:
     """``(B, T, 3, H, W)`` float -> ``(B, T, 3, size, size)``: one crop (area fraction in
@@ -104,7 +91,8 @@ class MSFMamba(nn.Module):
         self.temporal_pos_embedding = nn.Parameter(torch.zeros(1, cfg.num_frames, d))
         # VideoMamba's schedule: layer i drops with [0] + linspace(0, drop_path, depth) at i
         rates = [0.0] + [cfg.drop_path * j / max(cfg.depth - 1, 1) for j in range(cfg.depth)]
-        self.layers = nn.ModuleList(Block(cfg, rates[i]) for i in range(cfg.depth))
+        self.layers = nn.ModuleList(ResidualViM(cfg.dim, cfg.d_state, cfg.expand, cfg.divide_out, rates[i], cfg.backend)
+                                    for i in range(cfg.depth))
         self.norm_f = nn.RMSNorm(d, eps=1e-5)
         self.msf = MSFFusion(d, cfg.msf) if cfg.msf is not None else None
         self.head_drop = nn.Dropout(cfg.head_dropout)
