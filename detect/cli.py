@@ -13,6 +13,10 @@ from pathlib import Path
 from .errors import ConfigError, DetectError
 
 EXAMPLES = {
+    "demo": """examples:
+  python -m detect demo                       # sample videos -> I3D store -> ActionMamba -> mAP and a plot
+  python -m detect demo --out /tmp/demo --json
+""",
     "eval": """examples:
   python -m detect eval --checkpoint runs/thumos14_i3d_dbm/best.pt                 # the test split, as training
   python -m detect eval --checkpoint hf://me/thumos14-i3d-dbm/best.pt --split val --json
@@ -126,6 +130,26 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, args.device)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    test = summary["test"]
+    print(f"\ndemo done in {summary['seconds']:.0f} s; test average mAP {100 * test['average_mAP']:.2f} "
+          f"({', '.join(f'@{k} {100 * v:.1f}' for k, v in test['mAP'].items())})")
+    for what, key in [("sample videos", "videos"), ("their annotations", "annotations"),
+                      ("I3D feature store", "features"), ("trained detector", "checkpoint"),
+                      ("test detections", "detections"), ("open this: a test clip's timeline", "timeline")]:
+        print(f"  {what:<36}{summary[key]}")
+    if summary["random_init_features"]:
+        print("  (features from a random I3D initialisation: python -m extract download i3d-rgb-imagenet "
+              "for the real ones)")
+    return 0
+
+
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from .engine.upgrade import upgrade_checkpoint
 
@@ -232,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detect", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = _command(sub, "demo", "the whole pipeline on built-in sample videos: extract, train, evaluate, plot")
+    p.add_argument("--out", default="runs/demo", help="folder for everything it writes (default runs/demo)")
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
     p = _command(sub, "train", "train a model from a YAML config")
     p.add_argument("--config", required=True, help="YAML config (see configs/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=2e-4")
