@@ -53,7 +53,8 @@ EXAMPLES = {
       --tiou 0.3,0.4,0.5,0.6,0.7 --clean-gt
   python -m detect evaluate --annotations anet.json --detections dets.json --dataset activitynet --json
   python -m detect evaluate --annotations tsu.json --predictions runs/x/test_frames.npz --dataset tsu
-  python -m detect evaluate --annotations charades.json --predictions runs/x/test_frames.npz --action-conditional 0,20,40
+  python -m detect evaluate --annotations charades.json --predictions runs/x/test_frames.npz \
+      --action-conditional 0,20,40
   python -m detect evaluate --annotations smg.json --predictions runs/x/test_clips.json --split test
 """,
 }

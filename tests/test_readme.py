@@ -1,4 +1,5 @@
-"""The README: its main job runs the pipeline on sample videos; the feature sample reproduces its test number from the checkpoint; its store example runs as written."""
+"""The README: its main job runs the pipeline on sample videos; the feature sample reproduces its
+test number from the checkpoint; its store example runs as written."""
 import os
 import re
 import shlex
