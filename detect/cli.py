@@ -41,7 +41,7 @@ EXAMPLES = {
   python -m detect infer --checkpoint runs/x/best.pt --out test.json           # the config's test split
   python -m detect evaluate --annotations ann.json --predictions test.json --split test   # = training's number
   python -m detect infer --checkpoint runs/x/best.pt --split all --store stores/new --out all.json
-  python -m detect infer --checkpoint runs/tsu/best.pt --out test.npz --scores-store stores/tsu_scores \
+  python -m detect infer --checkpoint runs/tsu/best.pt --out test.npz --scores-store stores/tsu_scores \\
       --segments test_segments.json --threshold 0.5 --merge-gap 2       # dense: scores as a store, segments
 """,
     "models": """examples:
@@ -53,7 +53,7 @@ EXAMPLES = {
       --tiou 0.3,0.4,0.5,0.6,0.7 --clean-gt
   python -m detect evaluate --annotations anet.json --detections dets.json --dataset activitynet --json
   python -m detect evaluate --annotations tsu.json --predictions runs/x/test_frames.npz --dataset tsu
-  python -m detect evaluate --annotations charades.json --predictions runs/x/test_frames.npz \
+  python -m detect evaluate --annotations charades.json --predictions runs/x/test_frames.npz \\
       --action-conditional 0,20,40
   python -m detect evaluate --annotations smg.json --predictions runs/x/test_clips.json --split test
 """,
