@@ -127,4 +127,5 @@ def two_modality_run(root, towers, epochs=32):
 def test_the_fused_model_beats_each_tower_when_each_modality_carries_half_the_classes(tmp_path):
     results = {t: train(load_config(None, base=two_modality_run(tmp_path, t)), progress=False)["test"]["average_mAP"]
                for t in ("appearance", "skeleton", "both")}
+    print("test average mAP by tower:", results)  # docs/MODELS.md quotes this run (pytest -s)
     assert results["both"] > 0.65 and results["both"] > max(results["appearance"], results["skeleton"]) + 0.1, results

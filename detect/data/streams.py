@@ -71,15 +71,6 @@ class StreamSet:
             raise DataError(f"{len(missing)} videos have no features in {paths}, e.g. {missing[:3]}; "
                             f"run `python -m extract annotations check` with --store")
 
-    def _snippet_grid(self, vid: str) -> SnippetGrid | None:
-        """The grid of the first store that is not per-frame (where per-frame stores get windowed)."""
-        for group in self.stores.values():
-            for store in group:
-                grid = store.grid(vid)
-                if not _per_frame(grid):
-                    return grid
-        return None
-
     def channels(self, vid: str) -> dict[str, int]:
         """Channels of each (T, C) features stream for video ``vid`` (concatenated stores add up)."""
         out = {}
@@ -92,14 +83,16 @@ class StreamSet:
     def read(self, vid: str) -> tuple[dict[str, torch.Tensor], SnippetGrid]:
         """The video's streams, cut to the length they share, and their common grid."""
         arrays, grids = {}, []
-        reference = self._snippet_grid(vid)
+        store_grids = {store.path: store.grid(vid) for group in self.stores.values() for store in group}
+        # per-frame stores are cut into the windows of the first store that is not per-frame
+        reference = next((g for g in store_grids.values() if not _per_frame(g)), None)
         for name, group in self.stores.items():
             parts = [s.read(vid) for s in group]
-            if reference is not None and len(group) == 1 and _per_frame(group[0].grid(vid)):
-                arrays[name] = window_frames(parts[0], reference, f"video {vid!r}: {group[0].path}",
-                                             group[0].grid(vid).fps)
+            own = store_grids[group[0].path]
+            if reference is not None and len(group) == 1 and _per_frame(own):
+                arrays[name] = window_frames(parts[0], reference, f"video {vid!r}: {group[0].path}", own.fps)
                 continue
-            grids += [(s, s.grid(vid)) for s in group]
+            grids += [(s, store_grids[s.path]) for s in group]
             if all(p.ndim == 2 for p in parts):
                 length = min(p.shape[0] for p in parts)
                 if max(p.shape[0] for p in parts) - length > 2:

@@ -126,15 +126,19 @@ def write_windows(stream_paths: dict[str, list[str]], annotations_path: str | Pa
             grid = reference.grid(vid)
             video = annotations.database[vid]
             duration = video.duration or float(grid.index_to_seconds(grid.num_snippets))
-            for j, w in enumerate(event_windows(ground_truth_events(annotations, [vid], event_label),
-                                                {vid: grid}, {vid: duration}, length)):
+            windows = event_windows(ground_truth_events(annotations, [vid], event_label), {vid: grid},
+                                    {vid: duration}, length)
+            if not windows:
+                continue
+            arrays = {store.path: store.read(vid) for group in streams.stores.values() for store in group}
+            starts = grid.start_frames()
+            for j, w in enumerate(windows):
                 key = f"{vid}_w{j:02d}"
-                starts = grid.start_frames()
                 f0, f1 = int(starts[w.first_step]), int(starts[w.last_step]) + int(grid.window)
                 t0 = f0 / grid.fps
                 for group in streams.stores.values():
                     for store in group:
-                        _write_slice(writers[store.path], store, vid, key, w, f0, f1)
+                        _write_slice(writers[store.path], store, arrays[store.path], vid, key, w, f0, f1)
                 inside = [replace(a, segment=(round(a.segment[0] - t0, 4), round(a.segment[1] - t0, 4)),
                                   label_id=classes.index(a.label))
                           for a in video.annotations if a.label != event_label and a.segment is not None
@@ -147,9 +151,9 @@ def write_windows(stream_paths: dict[str, list[str]], annotations_path: str | Pa
     return {"windows": len(database), "videos": len(vids), "out": str(out), "classes": classes}
 
 
-def _write_slice(writer: StoreWriter, store, vid: str, key: str, w: Window, f0: int, f1: int) -> None:
+def _write_slice(writer: StoreWriter, store, array: np.ndarray, vid: str, key: str, w: Window, f0: int,
+                 f1: int) -> None:
     grid, meta = store.grid(vid), store.meta(vid)
-    array = store.read(vid)
     if grid.window == 1 and grid.stride == 1:  # per-frame store: the frames of the window's steps
         part = array[f0:min(f1, len(array))]
         new_grid = SnippetGrid(window=1, stride=1, fps=grid.fps, num_snippets=len(part))

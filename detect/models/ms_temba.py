@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedConv1D, drop_path
-from .mamba import MambaConfig, ViM
+from .layers import MaskedConv1D
+from .mamba import ResidualViM
 from .outputs import FrameOutput
 from .registry import register_model
 
@@ -111,22 +111,18 @@ def unfold_chunks(y: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor, lengt
     return out.scatter(1, target, y.reshape(b, k * c, -1))[:, :length]
 
 
-class BiSSMLayer(nn.Module):
-    """``(B, L, d), mask (B, L) -> (B, L, d)``: ``RMSNorm_f(x + DropPath(ViM(RMSNorm(x))))``; with
-    ``return_c`` also the mixer's C state ``(B, d_state, L)``."""
+class BiSSMLayer(ResidualViM):
+    """``(B, L, d), mask (B, L) -> (B, L, d)``: ``RMSNorm_f(x + DropPath(ViM(RMSNorm(x))))`` (Vim v2,
+    directions averaged); with ``return_c`` also the mixer's C state ``(B, d_state, L)``."""
 
     def __init__(self, dim: int, cfg: MSTembaConfig) -> None:
-        super().__init__()
-        self.norm = nn.RMSNorm(dim, eps=1e-5)
-        self.mixer = ViM(MambaConfig(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
-                                     backend=cfg.backend), divide_out=True)
-        self.drop_rate = cfg.drop_path
+        super().__init__(dim, cfg.d_state, cfg.expand, divide_out=True, drop_path=cfg.drop_path, backend=cfg.backend,
+                         d_conv=cfg.d_conv)
         self.norm_f = nn.RMSNorm(dim, eps=1e-5)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, return_c: bool = False):
-        y, c_state = self.mixer(self.norm(x), mask, return_c=True)
-        out = self.norm_f(x + drop_path(y, self.drop_rate, self.training))
-        return (out, c_state) if return_c else out
+        out = super().forward(x, mask, return_c)
+        return (self.norm_f(out[0]), out[1]) if return_c else self.norm_f(out)
 
 
 GroupStates = list[tuple[torch.Tensor, torch.Tensor]]  # per group: C state (B, N, L_g), mask (B, L_g)
@@ -138,14 +134,19 @@ class StridedSSM(nn.Module):
     def __init__(self, dim: int, dilation: int, cfg: MSTembaConfig) -> None:
         super().__init__()
         self.groups = nn.ModuleList(BiSSMLayer(dim, cfg) for _ in range(dilation))
+        self.return_c = cfg.cstate_weight > 0
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, GroupStates]:
+        """Also each group's C state and mask when the C-state term is on (else an empty list)."""
         k = len(self.groups)
         outs, states = [], []
         for layer, xg, mg in zip(self.groups, split_strided(x, k), split_strided(mask, k)):
-            y, c_state = layer(xg, mg, return_c=True)
+            if self.return_c:
+                y, c_state = layer(xg, mg, return_c=True)
+                states.append((c_state, mg))
+            else:
+                y = layer(xg, mg)
             outs.append(y)
-            states.append((c_state, mg))
         return merge_strided(outs, x.shape[1]), states
 
 
@@ -156,11 +157,15 @@ class ChunkedSSM(nn.Module):
         super().__init__()
         self.dilation = dilation
         self.layer = BiSSMLayer(dim, cfg)
+        self.return_c = cfg.cstate_weight > 0
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, GroupStates]:
         pos, valid = contiguous_chunks(mask.sum(-1), self.dilation)
         b, k, c = pos.shape
-        y, c_state = self.layer(fold_chunks(x, pos), valid.reshape(b * k, c), return_c=True)
+        folded, folded_mask = fold_chunks(x, pos), valid.reshape(b * k, c)
+        if not self.return_c:
+            return unfold_chunks(self.layer(folded, folded_mask), pos, valid, x.shape[1]), []
+        y, c_state = self.layer(folded, folded_mask, return_c=True)
         c_state = c_state.reshape(b, k, -1, c)
         return unfold_chunks(y, pos, valid, x.shape[1]), [(c_state[:, j], valid[:, j]) for j in range(k)]
 

@@ -62,14 +62,13 @@ def frame_difference(x: torch.Tensor, kind: str = "central", boundary: str = "re
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
     if boundary == "zero":
-        prev = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, :-1]], 2)
-        nxt = torch.cat([x[:, :, 1:], torch.zeros_like(x[:, :, :1])], 2)
-    else:
-        t = x.shape[2]
-        before = [0] if boundary == "replicate" or t == 1 else [1]
-        after = [t - 1] if boundary == "replicate" or t == 1 else [t - 2]
-        prev = x.index_select(2, torch.tensor(before + list(range(t - 1)), device=x.device))
-        nxt = x.index_select(2, torch.tensor(list(range(1, t)) + after, device=x.device))
+        before = after = torch.zeros_like(x[:, :, :1])
+    elif boundary == "replicate" or x.shape[2] == 1:  # one frame has nothing to reflect
+        before, after = x[:, :, :1], x[:, :, -1:]
+    else:  # reflect: the neighbour inside stands in for the missing one
+        before, after = x[:, :, 1:2], x[:, :, -2:-1]
+    prev = torch.cat([before, x[:, :, :-1]], 2)
+    nxt = torch.cat([x[:, :, 1:], after], 2)
     if kind == "first":
         return x - prev
     return x - (prev + nxt) / 2

@@ -15,7 +15,10 @@ def _read_config(path: Path | None) -> dict:
 
     from ..models.internvideo2 import InternVideo2Config
 
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not YAML/JSON ({str(exc).splitlines()[0]})") from None
     known = set(InternVideo2Config.__dataclass_fields__)
     if not isinstance(data, dict) or set(data) - known:
         unknown = sorted(set(data) - known) if isinstance(data, dict) else data
@@ -74,10 +77,13 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
             raise ValueError(f"--snippet-frames must be in 1..--window ({args.window}), got {frames}")
         path = Path(args.checkpoint) if args.checkpoint else resolve(args.model)
         dtype = torch.bfloat16 if device.type == "cuda" and args.dtype == "bf16" else torch.float32
+        fields = _read_config(args.model_config)
         try:
-            model, report = load_internvideo2(path, device, dtype, **_read_config(args.model_config))
+            model, report = load_internvideo2(path, device, dtype, **fields)
         except CheckpointError as exc:
             raise ValueError(str(exc)) from None
+        except TypeError as exc:  # a --model-config value of the wrong type
+            raise ValueError(f"{args.model_config}: {exc}") from None
         layer = model.resolve_layer(args.layer)
         mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1, 1)

@@ -254,9 +254,3 @@ class InternVideo2(nn.Module):
         pooled = self.clip_projector(x) if self.cfg.attn_pool else x[:, 1:].mean(1)
         return self.head(self.fc_norm(pooled))
 
-
-def parameter_count(cfg: InternVideo2Config) -> int:
-    """Parameters of ``cfg`` without building it (meta device)."""
-    with torch.device("meta"):
-        return sum(p.numel() for p in InternVideo2(cfg).parameters())
-
