@@ -34,6 +34,16 @@ def test_short_cpu_training_learns_the_planted_actions(planted, tmp_path):
     assert losses[-1] < losses[0]
 
 
+def test_a_training_split_smaller_than_one_step_is_one_clear_error(planted, tmp_path):
+    from detect.errors import DataError
+
+    store, ann = planted
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", optim__batch_size=4, optim__accumulate=8))
+    with pytest.raises(DataError, match=r"has 16 videos, fewer than one optimizer step takes \(optim.batch_size 4 x "
+                                        r"optim.accumulate 8 x 1 processes = 32\)"):
+        train(cfg, progress=False)
+
+
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(planted, tmp_path):
     store, ann = planted
     base = tiny_config(store, ann, tmp_path / "straight", epochs=3)

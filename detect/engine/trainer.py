@@ -22,7 +22,7 @@ import yaml
 
 from ..config import RunConfig, to_dict
 from ..data.workers import loader_workers
-from ..errors import DetectError
+from ..errors import DataError, DetectError
 from ..tasks.base import move_inputs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import close_distributed, configure_cpu_threads, init_distributed
@@ -135,7 +135,11 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     sampler = (torch.utils.data.distributed.DistributedSampler(train_set, world, rank, seed=cfg.seed, drop_last=True)
                if world > 1 else None)
     per_step = cfg.optim.batch_size * cfg.optim.accumulate * world
-    steps_per_epoch = max(len(train_set) // per_step, 1)
+    if len(train_set) < per_step:  # full batches only: not one optimizer step would run
+        raise DataError(f"the training split has {len(train_set)} videos, fewer than one optimizer step takes "
+                        f"(optim.batch_size {cfg.optim.batch_size} x optim.accumulate {cfg.optim.accumulate} x "
+                        f"{world} processes = {per_step}): lower optim.batch_size or optim.accumulate")
+    steps_per_epoch = len(train_set) // per_step
     total = steps_per_epoch * cfg.optim.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
         s, steps_per_epoch * cfg.optim.warmup_epochs, total, cfg.optim.lr, cfg.optim.eta_min))

@@ -1,11 +1,13 @@
 """From per-level outputs to segments: top-k decoding, Gaussian Soft-NMS, voting, score fusion.
 
 Soft-NMS is vectorised: all classes run at once as rows of a padded ``(K, N)`` score matrix;
-each iteration takes every row's best remaining segment and decays the others in that row by
-``exp(-IoU^2 / sigma)``. The loop runs at most ``max_seg_num`` times, independent of K.
+each round takes every row's best remaining segment and decays the others in that row by
+``exp(-IoU^2 / sigma)``. At most ``max_seg_num`` rounds, independent of K; on a GPU they run
+inside one Triton kernel (``MAMBA_TAD_TRITON_NMS=0`` falls back to the tensor operations).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +52,9 @@ def decode_level(logits: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor
 def soft_nms(segs: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, sigma: float, min_score: float,
              max_seg_num: int, class_agnostic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussian Soft-NMS, per class (or over all segments); returns the kept segments, decayed
-    scores and labels, best first, at most ``max_seg_num`` in total."""
+    scores and labels, best first, at most ``max_seg_num`` in total. On a GPU with Triton the
+    rounds run as one kernel (:mod:`detect.ops.soft_nms_triton`); :func:`soft_nms_rounds` is the
+    reference."""
     if segs.numel() == 0:
         return segs, scores, labels
     groups = torch.zeros_like(labels) if class_agnostic else labels
@@ -65,25 +69,52 @@ def soft_nms(segs: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, sig
     X[row[order], col] = segs[order]
     L = labels.new_zeros(n_rows, n_cols)
     L[row[order], col] = labels[order]
-    out_segs, out_scores, out_labels = [], [], []
+    rounds = min(max_seg_num, n_cols)
+    if _use_triton(segs):
+        from detect.ops.soft_nms_triton import soft_nms_rows
+
+        pick_col, pick_score = soft_nms_rows(S, X, counts, sigma, min_score, rounds)
+    else:
+        pick_col, pick_score = soft_nms_rounds(S, X, sigma, min_score, rounds)
+    has = pick_col >= 0                                                             # (rounds, rows)
+    r = torch.arange(n_rows, device=segs.device).expand_as(pick_col)[has]
+    c = pick_col[has].long()
+    segs, scores, labels = X[r, c], pick_score[has], L[r, c]                       # round by round
+    top = torch.argsort(scores, descending=True, stable=True)[:max_seg_num]
+    return segs[top], scores[top], labels[top]
+
+
+def soft_nms_rounds(S: torch.Tensor, X: torch.Tensor, sigma: float, min_score: float,
+                    rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Soft-NMS rounds on rows of candidates, in plain tensor operations: scores ``S (R, N)``
+    (padding -1), segments ``X (R, N, 2)`` -> each round's picked column ``(rounds, R)`` (-1 where
+    a row has none alive) and its decayed score. Each round takes every row's best alive segment
+    (the lowest column among equals) and decays the rest of the row by ``exp(-IoU^2 / sigma)``."""
     alive = S >= min_score
-    rows = torch.arange(n_rows, device=segs.device)
-    for _ in range(min(max_seg_num, n_cols)):
+    rows = torch.arange(S.shape[0], device=S.device)
+    cols, vals = [], []
+    for _ in range(rounds):
         if not alive.any():
             break
         best = torch.where(alive, S, -1.0).argmax(dim=1)
         has = alive[rows, best]
-        picked = X[rows, best]
-        out_segs.append(picked[has])
-        out_scores.append(S[rows, best][has])
-        out_labels.append(L[rows, best][has])
+        cols.append(torch.where(has, best, -1))
+        vals.append(S[rows, best])
         alive[rows, best] = False
-        iou = segment_iou(picked[:, None], X)[:, 0]                                # (rows, cols)
+        iou = segment_iou(X[rows, best][:, None], X)[:, 0]                        # (rows, cols)
         S = torch.where(alive, S * torch.exp(-iou ** 2 / sigma), S)
         alive &= S >= min_score
-    segs, scores, labels = torch.cat(out_segs), torch.cat(out_scores), torch.cat(out_labels)
-    top = torch.argsort(scores, descending=True, stable=True)[:max_seg_num]
-    return segs[top], scores[top], labels[top]
+    if not cols:
+        return S.new_full((0, S.shape[0]), -1, dtype=torch.long), S.new_zeros(0, S.shape[0])
+    return torch.stack(cols), torch.stack(vals)
+
+
+def _use_triton(x: torch.Tensor) -> bool:
+    if not x.is_cuda or os.environ.get("MAMBA_TAD_TRITON_NMS", "1") == "0":
+        return False
+    from importlib.util import find_spec
+
+    return find_spec("triton") is not None
 
 
 def vote_boundaries(kept: torch.Tensor, all_segs: torch.Tensor, all_scores: torch.Tensor, iou_thresh: float,

@@ -85,6 +85,20 @@ def decode_video(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, tor
     return kept, kept_scores, kept_labels
 
 
+def to_seconds(segs: torch.Tensor, item) -> torch.Tensor:
+    """Level-0 grid units of ``item``'s steps -> seconds on its snippet grid, inside the video."""
+    index = (segs.double() + item.offset) * item.downsample
+    seconds = torch.as_tensor(item.grid.index_to_seconds(index.numpy())).reshape(-1, 2)
+    return seconds.clamp(0, item.duration)
+
+
+def decode_to_host(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`decode_video`, brought to the host in one copy."""
+    segs, scores, labels = decode_video(out, index, pp)
+    packed = torch.cat([segs.float(), scores.float()[:, None], labels.float()[:, None]], 1).cpu()
+    return packed[:, :2], packed[:, 2], packed[:, 3].long()
+
+
 def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Video-level class probabilities for score fusion: ``{"results": {video: [p, ...]},
     "class": [names]}`` (ActionFormer's external-classifier files; ``class`` defaults to the
@@ -155,7 +169,7 @@ class SegmentsTask(Task):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = model(**move_inputs(batch, device))
             for i, item in enumerate(batch["items"]):
-                segs, scores, labels = (t.cpu() for t in decode_video(out, i, pp))
+                segs, scores, labels = decode_to_host(out, i, pp)
                 names = self.classes
                 if model.cfg.num_classes == 1 and len(self.classes) > 1:  # class-agnostic; one real class keeps its name
                     names = ["action"]
@@ -165,9 +179,7 @@ class SegmentsTask(Task):
                         segs, scores, labels = fuse_class_scores(segs, scores, fusion["scores"][item.video_id],
                                                                  fusion["topk"], fusion["mode"])
                         names = fusion["classes"]
-                index = (segs.double() + item.offset) * item.downsample
-                seconds = torch.as_tensor(item.grid.index_to_seconds(index.numpy())).reshape(-1, 2)
-                seconds = seconds.clamp(0, item.duration)
+                seconds = to_seconds(segs, item)
                 results[item.video_id] = [{"label": names[int(c)], "score": float(s), "segment": [float(a), float(b)]}
                                           for (a, b), s, c in zip(seconds.tolist(), scores, labels)]
         return results

@@ -1,0 +1,245 @@
+"""Our detectors side by side with the official ActionFormer, in one process on one GPU.
+
+The official model is built by its own ``make_meta_arch`` from its THUMOS14 I3D config in a
+checkout you provide (``git clone https://github.com/happyharrycn/actionformer_release``); its C++
+Soft-NMS is compiled from that checkout into a temporary folder. Nothing of it is copied here.
+
+    python benchmarks/compare_actionformer.py --actionformer-root ~/src/actionformer_release
+    python benchmarks/compare_actionformer.py --actionformer-root AF --models actionmamba-dbm --precision fp32
+
+Inference: the same random features of ``--videos`` THUMOS-like lengths (300..6000 steps, batch
+1, as ActionFormer evaluates) through each contestant, from the features on the GPU to segments
+in seconds on the host: forward, then decoding + Soft-NMS + conversion (ms per video, both, and
+output segments per video). Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps),
+loss, backward, clipping and an AdamW step: iterations/s and peak memory as if the contestant ran
+alone (its weights, gradients and optimizer state plus the peak its steps allocate above what was resident). Each contestant warms
+up for ``--warmup-s`` seconds first (GPU clocks settle); then ``--reps`` rounds run the
+contestants interleaved (A B C A B C ...). Medians (min-max) over rounds; ratios are ours /
+official within each round.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from detect_speed import make_model  # noqa: E402
+
+from detect.tasks.segments import SegmentLoss, decode_to_host  # noqa: E402
+
+STRIDE, WINDOW, FPS = 4, 16, 30.0
+
+
+def build_official(root: Path):
+    """The official model of ``configs/thumos_i3d.yaml``, its C++ NMS compiled on the fly."""
+    build = Path(tempfile.mkdtemp(prefix="af_nms_"))
+    shutil.copytree(root / "libs" / "utils" / "csrc", build / "csrc")
+    shutil.copy(root / "libs" / "utils" / "setup.py", build / "setup.py")
+    proc = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=build, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"building ActionFormer's nms_1d_cpu failed:\n{proc.stderr[-2000:]}")
+    sys.path[:0] = [str(build), str(root)]
+    from libs.core import load_config
+    from libs.modeling import make_meta_arch
+
+    cfg = load_config(str(root / "configs" / "thumos_i3d.yaml"))
+    return make_meta_arch(cfg["model_name"], **cfg["model"]).cuda()
+
+
+def footprint(model, opt) -> int:
+    """Bytes the contestant keeps between steps: parameters, gradients and optimizer state."""
+    tensors = [*model.parameters(), *(p.grad for p in model.parameters() if p.grad is not None),
+               *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def official_step_fn(model, feats, mask, segments, labels, amp):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    lengths = mask.sum(1).tolist()
+    videos = [{"feats": feats[i, :, :n], "segments": segments[i], "labels": labels[i]} for i, n in enumerate(lengths)]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            loss = model(videos)["final_loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    step.footprint = lambda: footprint(model, opt)
+    return step
+
+
+def our_step_fn(model, feats, mask, segments, labels, amp):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    criterion = SegmentLoss(model.cfg).cuda()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            loss = criterion(model(feats, mask), {"segments": segments, "labels": labels})["final_loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    step.footprint = lambda: footprint(model, opt)
+    return step
+
+
+class _Item:
+    """What :func:`detect.tasks.segments.to_seconds` reads of a video."""
+
+    def __init__(self, n: int):
+        from extract.store import SnippetGrid
+
+        self.grid, self.offset, self.downsample = SnippetGrid(window=WINDOW, stride=STRIDE, fps=FPS, num_snippets=n), 0, 1
+        self.duration = ((n - 1) * STRIDE + WINDOW) / FPS
+
+
+@torch.no_grad()
+def official_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int]:
+    """Forward, then the official post-processing (host Soft-NMS, seconds): (ms, ms, segments)."""
+    n = x.shape[-1]
+    video = {"video_id": "v", "feats": x, "fps": FPS, "duration": ((n - 1) * STRIDE + WINDOW) / FPS,
+             "feat_stride": STRIDE, "feat_num_frames": WINDOW, "segments": None, "labels": None}
+    t0 = time.perf_counter()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        inputs, masks = model.preprocessing([video])
+        feats, masks = model.backbone(inputs, masks)
+        fpn_feats, fpn_masks = model.neck(feats, masks)
+        points = model.point_generator(fpn_feats)
+        cls = [c.permute(0, 2, 1) for c in model.cls_head(fpn_feats, fpn_masks)]
+        offsets = [o.permute(0, 2, 1) for o in model.reg_head(fpn_feats, fpn_masks)]
+    torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    fpn_masks = [m.squeeze(1) for m in fpn_masks]
+    result = model.inference([video], points, fpn_masks, [c.float() for c in cls], [o.float() for o in offsets])
+    t2 = time.perf_counter()
+    return 1000 * (t1 - t0), 1000 * (t2 - t1), len(result[0]["scores"])
+
+
+@torch.no_grad()
+def our_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int]:
+    from detect.tasks.segments import to_seconds
+
+    n = x.shape[-1]
+    padded = -(-n // model.length_multiple) * model.length_multiple
+    t0 = time.perf_counter()
+    xp = torch.nn.functional.pad(x[None], (0, padded - n))
+    mask = torch.arange(padded, device="cuda")[None] < n
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        out = model(xp, mask)
+    torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    segs, scores, labels = decode_to_host(out, 0, model.cfg.postprocess)
+    to_seconds(segs, _Item(n))
+    t2 = time.perf_counter()
+    return 1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)
+
+
+def _spread(values: list[float], fmt: str = ".2f") -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--actionformer-root", type=Path, required=True, help="a checkout of actionformer_release")
+    p.add_argument("--models", default="actionformer,actionmamba-dbm,actionmamba-vim")
+    p.add_argument("--backend", default="cuda", help="our Mamba backend: cuda or torch")
+    p.add_argument("--precision", default="bf16,fp32", help="bf16 (autocast) and/or fp32, each for both sides")
+    p.add_argument("--videos", type=int, default=212)
+    p.add_argument("--iters", type=int, default=20, help="training steps per round")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--warmup-s", type=float, default=20.0)
+    p.add_argument("--skip", default="", help="train and/or infer")
+    args = p.parse_args()
+    if not (args.actionformer_root / "libs" / "modeling" / "meta_archs.py").exists():
+        raise SystemExit(f"{args.actionformer_root}: not an actionformer_release checkout (no libs/modeling)")
+
+    torch.manual_seed(0)
+    contestants = {"official ActionFormer": build_official(args.actionformer_root)}
+    for name in args.models.split(","):
+        contestants[f"ours {name}"] = make_model(name, args.backend)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    lengths = torch.randint(300, 6000, (args.videos,), generator=torch.Generator().manual_seed(0)).tolist()
+    videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
+    feats = torch.randn(2, 2048, 2304, device="cuda", generator=g)
+    mask = torch.ones(2, 2304, dtype=torch.bool, device="cuda")
+    mask[1, 1800:] = False
+    segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"), torch.tensor([[40.0, 60.0]], device="cuda")]
+    labels = [torch.tensor([3, 7], device="cuda"), torch.tensor([1], device="cuda")]
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, backend {args.backend}; "
+          f"{args.videos} videos, {args.reps} interleaved rounds after {args.warmup_s:.0f} s warm-up each")
+
+    for precision in args.precision.split(","):
+        amp = precision == "bf16"
+        if "infer" not in args.skip:
+            infer = {name: (official_video if name.startswith("official") else our_video) for name in contestants}
+            for name, fn in infer.items():
+                contestants[name].eval()
+                end = time.perf_counter() + args.warmup_s
+                while time.perf_counter() < end:
+                    for x in videos[:8]:
+                        fn(contestants[name], x, amp)
+            rounds = {name: [] for name in contestants}
+            for _ in range(args.reps):
+                for name, fn in infer.items():
+                    rows = [fn(contestants[name], x, amp) for x in videos]
+                    rounds[name].append([sum(r[i] for r in rows) / len(rows) for i in range(3)])
+            base = rounds["official ActionFormer"]
+            print(f"\ninference, {precision}: ms per video, median (min-max) of {args.reps} rounds")
+            print(f"{'contestant':<26}{'forward':>20}{'post-processing':>20}{'total':>20}{'total vs official':>22}"
+                  f"{'segments':>10}")
+            for name, r in rounds.items():
+                cols = [_spread([x[i] for x in r]) for i in range(2)]
+                total = [x[0] + x[1] for x in r]
+                ratio = [t / (b[0] + b[1]) for t, b in zip(total, base)]
+                print(f"{name:<26}{cols[0]:>20}{cols[1]:>20}{_spread(total):>20}{_spread(ratio):>22}"
+                      f"{statistics.median(x[2] for x in r):>10.0f}")
+        if "train" not in args.skip:
+            videos.clear()
+            torch.cuda.empty_cache()
+            steps = {name: (official_step_fn if name.startswith("official") else our_step_fn)(
+                model.train(), feats, mask, segments, labels, amp) for name, model in contestants.items()}
+            failed = {}
+            for name, step in steps.items():
+                try:
+                    end = time.perf_counter() + args.warmup_s
+                    while time.perf_counter() < end:
+                        step()
+                except Exception as err:  # the official code may not support this precision: say so, go on
+                    failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
+            rounds = {name: [] for name in steps if name not in failed}
+            for _ in range(args.reps):
+                for name in rounds:
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    before = torch.cuda.memory_allocated()
+                    start = time.perf_counter()
+                    for _ in range(args.iters):
+                        steps[name]()
+                    torch.cuda.synchronize()
+                    # as if alone: its own weights and optimizer state plus what its steps allocate
+                    peak = torch.cuda.max_memory_allocated() - before + steps[name].footprint()
+                    rounds[name].append((args.iters / (time.perf_counter() - start), peak / 2 ** 30))
+            print(f"\ntraining, {precision}: batch 2 x 2048 x 2304, median (min-max) of {args.reps} rounds")
+            print(f"{'contestant':<26}{'it/s':>20}{'vs official':>20}{'peak GiB':>20}{'vs official':>20}")
+            base = rounds.get("official ActionFormer")
+            for name, r in rounds.items():
+                its, mem = [x[0] for x in r], [x[1] for x in r]
+                vs = _spread([a / b[0] for a, b in zip(its, base)]) if base else "-"
+                vs_mem = _spread([a / b[1] for a, b in zip(mem, base)]) if base else "-"
+                print(f"{name:<26}{_spread(its):>20}{vs:>20}{_spread(mem):>20}{vs_mem:>20}")
+            for name, why in failed.items():
+                print(f"{name:<26} did not run: {why}")
+
+
+if __name__ == "__main__":
+    main()
