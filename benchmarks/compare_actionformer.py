@@ -12,10 +12,10 @@ Inference: the same random features of ``--videos`` THUMOS-like lengths (300..60
 in seconds on the host: forward, then decoding + Soft-NMS + conversion (ms per video, both, and
 output segments per video). Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps),
 loss, backward, clipping and an AdamW step: iterations/s and peak memory as if the contestant ran
-alone (its weights, gradients and optimizer state plus the peak its steps allocate above what was resident). Each contestant warms
-up for ``--warmup-s`` seconds first (GPU clocks settle); then ``--reps`` rounds run the
-contestants interleaved (A B C A B C ...). Medians (min-max) over rounds; ratios are ours /
-official within each round.
+alone (its weights, gradients and optimizer state plus the peak its steps allocate above what was
+resident). Each contestant warms up for ``--warmup-s`` seconds first (GPU clocks settle); then
+``--reps`` rounds run the contestants interleaved (A B C A B C ...). Medians (min-max) over
+rounds; ratios are ours / official within each round.
 """
 from __future__ import annotations
 
@@ -99,7 +99,8 @@ class _Item:
     def __init__(self, n: int):
         from extract.store import SnippetGrid
 
-        self.grid, self.offset, self.downsample = SnippetGrid(window=WINDOW, stride=STRIDE, fps=FPS, num_snippets=n), 0, 1
+        self.grid = SnippetGrid(window=WINDOW, stride=STRIDE, fps=FPS, num_snippets=n)
+        self.offset, self.downsample = 0, 1
         self.duration = ((n - 1) * STRIDE + WINDOW) / FPS
 
 
@@ -173,7 +174,8 @@ def main() -> None:
     feats = torch.randn(2, 2048, 2304, device="cuda", generator=g)
     mask = torch.ones(2, 2304, dtype=torch.bool, device="cuda")
     mask[1, 1800:] = False
-    segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"), torch.tensor([[40.0, 60.0]], device="cuda")]
+    segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"),
+                torch.tensor([[40.0, 60.0]], device="cuda")]
     labels = [torch.tensor([3, 7], device="cuda"), torch.tensor([1], device="cuda")]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, backend {args.backend}; "
           f"{args.videos} videos, {args.reps} interleaved rounds after {args.warmup_s:.0f} s warm-up each")

@@ -98,7 +98,8 @@ def _planted(card: str, videos: dict[str, str], stores: dict[str, int], *, windo
             length, label = float(rng.uniform(0.8, 2.0)), used[int(rng.integers(len(used)))]
             feats[(centres >= t) & (centres <= t + length)] += protos[label]
             heat[int(t * fps):int((t + length) * fps), 10:20, 10:20] = 1.0
-            anns.append({"label": label, "label_id": classes.index(label), "segment": [round(t, 3), round(t + length, 3)]})
+            anns.append({"label": label, "label_id": classes.index(label),
+                         "segment": [round(t, 3), round(t + length, 3)]})
             t += length + float(rng.uniform(0.5, 2.0))
         if event:
             anns.append({"label": event, "label_id": classes.index(event),

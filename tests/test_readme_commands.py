@@ -72,7 +72,8 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
     assert re.search(r"test average mAP (\d+\.\d+)", trained).group(1) == \
         re.search(r"average (\d+\.\d+)", evaluated.splitlines()[-1]).group(1)
     for made in ("stores/my_i3d", "stores/my_clip", "stores/my_iv2", "stores/my_pose", "stores/thumos14_iv2_6b",
-                 "runs/video_test_0000004.png", "runs/0A8CF.png", "runs/vfss_cascade.json", "runs/charades_segments.json",
+                 "runs/video_test_0000004.png", "runs/0A8CF.png", "runs/vfss_cascade.json",
+                 "runs/charades_segments.json",
                  "stores/smg_frames16", "runs/smg_msf_mamba_s/best.pt", "runs/thumos14_i3d_dbm_8gpu/best.pt"):
         assert (tmp_path / made).exists(), made
 
