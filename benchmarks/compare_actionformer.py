@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from detect_speed import make_model  # noqa: E402
 
-from detect.tasks.segments import SegmentLoss, decode_to_host  # noqa: E402
+from detect.tasks.segments import SegmentLoss, decode_to_host, to_seconds  # noqa: E402
 
 STRIDE, WINDOW, FPS = 4, 16, 30.0
 
@@ -128,8 +128,6 @@ def official_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int
 
 @torch.no_grad()
 def our_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int]:
-    from detect.tasks.segments import to_seconds
-
     n = x.shape[-1]
     padded = -(-n // model.length_multiple) * model.length_multiple
     t0 = time.perf_counter()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from extract.annotations import AnnotationSet, VideoAnnotations, load_annotations
-from extract.store import SnippetGrid, StoreWriter, open_store
+from extract.store import SnippetGrid, StoreWriter
 
 from ..data.streams import StreamSet, VideoItem, slice_time
 from ..errors import DataError

@@ -7,6 +7,7 @@ inside one Triton kernel (``MAMBA_TAD_TRITON_NMS=0`` falls back to the tensor op
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -110,8 +111,11 @@ def soft_nms_rounds(S: torch.Tensor, X: torch.Tensor, sigma: float, min_score: f
 
 
 def _use_triton(x: torch.Tensor) -> bool:
-    if not x.is_cuda or os.environ.get("MAMBA_TAD_TRITON_NMS", "1") == "0":
-        return False
+    return x.is_cuda and os.environ.get("MAMBA_TAD_TRITON_NMS", "1") != "0" and _triton_installed()
+
+
+@functools.cache
+def _triton_installed() -> bool:
     from importlib.util import find_spec
 
     return find_spec("triton") is not None
