@@ -112,8 +112,10 @@ def test_backend_resolution_on_cpu(monkeypatch):
     assert resolve("auto", cpu) == "torch" and resolve("torch", cpu) == "torch"
     with pytest.raises(RuntimeError, match="needs CUDA tensors"):
         resolve("cuda", cpu)
-    with pytest.raises(ValueError, match="unknown backend"):
+    with pytest.raises(RuntimeError, match="'triton' needs CUDA tensors"):
         resolve("triton", cpu)
+    with pytest.raises(ValueError, match="unknown backend"):
+        resolve("jax", cpu)
     monkeypatch.setenv("MAMBA_TAD_BACKEND", "torch")
     assert resolve(None, cpu) == "torch"
     x = _inputs(dim=3, length=5, dtype=torch.float32)
@@ -127,4 +129,10 @@ def test_missing_kernels_give_the_install_command(monkeypatch):
     monkeypatch.setattr(backend, "cuda_kernels", lambda: (False, "ModuleNotFoundError: selective_scan_cuda"))
     with pytest.raises(RuntimeError, match="selective_scan_cuda.*--no-build-isolation"):
         backend.resolve("cuda", torch.device("cuda"))
+    # auto falls back to the Triton scan, then to the torch scan
+    monkeypatch.setattr(backend, "triton_available", lambda: (True, "triton imports"))
+    assert backend.resolve("auto", torch.device("cuda")) == "triton"
+    monkeypatch.setattr(backend, "triton_available", lambda: (False, "ModuleNotFoundError: triton"))
     assert backend.resolve("auto", torch.device("cuda")) == "torch"
+    with pytest.raises(RuntimeError, match="'triton' is unavailable"):
+        backend.resolve("triton", torch.device("cuda"))

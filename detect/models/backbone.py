@@ -70,7 +70,7 @@ class MambaBackboneConfig(BackboneConfig):
     drop_path: float = 0.3                       # ActionMamba hard-codes 0.3
     d_state: int = 16
     d_conv: int = 4
-    backend: str | None = None                   # auto / cuda / torch (None: $MAMBA_TAD_BACKEND or auto)
+    backend: str | None = None                   # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
 
     def mixer_options(self) -> dict:
         return {"d_state": self.d_state, "d_conv": self.d_conv, "backend": self.backend}

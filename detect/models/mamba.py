@@ -33,7 +33,7 @@ class MambaConfig:
     dt_min: float = 1e-3
     dt_max: float = 0.1
     dt_init_floor: float = 1e-4
-    backend: str | None = None          # auto / cuda / torch (None: $MAMBA_TAD_BACKEND or auto)
+    backend: str | None = None          # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
 
     @property
     def d_inner(self) -> int:

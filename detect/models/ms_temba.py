@@ -59,7 +59,7 @@ class MSTembaConfig:
     drop_path: float = 0.1
     cstate_weight: float = 0.0                  # the public code trains with 100 (align)
     cstate_objective: str = "align"             # align: minimise 1 - cos; diverse: minimise cos
-    backend: str | None = None                  # auto / cuda / torch
+    backend: str | None = None                  # auto / cuda / triton / torch
 
     def __post_init__(self) -> None:
         self.embed_dims, self.dilations = tuple(self.embed_dims), tuple(self.dilations)

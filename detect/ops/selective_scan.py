@@ -216,9 +216,15 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend: str | None = None):
-    """Selective scan on the chosen backend (see :mod:`detect.ops.backend`)."""
-    if resolve(backend, u.device) == "cuda":
+    """Selective scan on the chosen backend (see :mod:`detect.ops.backend`). The Triton scan
+    takes input-dependent B and C below float64; other calls on that backend run the torch scan."""
+    chosen = resolve(backend, u.device)
+    if chosen == "cuda":
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
         return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if chosen == "triton" and B.dim() > 2 and C.dim() > 2 and u.dtype != torch.float64:
+        from .selective_scan_triton import selective_scan_triton
+
+        return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
