@@ -6,6 +6,8 @@ Soft-NMS is compiled from that checkout into a temporary folder. Nothing of it i
 
     python benchmarks/compare_actionformer.py --actionformer-root ~/src/actionformer_release
     python benchmarks/compare_actionformer.py --actionformer-root AF --models actionmamba-dbm --precision fp32
+    python benchmarks/compare_actionformer.py --actionformer-root AF --skip infer \
+        --models actionmamba-dbm@cuda,actionmamba-dbm@triton      # one model on two backends
 
 Inference: the same random features of ``--videos`` THUMOS-like lengths (300..6000 steps, batch
 1, as ActionFormer evaluates) through each contestant, from the features on the GPU to segments
@@ -15,7 +17,8 @@ loss, backward, clipping and an AdamW step: iterations/s and peak memory as if t
 alone (its weights, gradients and optimizer state plus the peak its steps allocate above what was
 resident). Each contestant warms up for ``--warmup-s`` seconds first (GPU clocks settle); then
 ``--reps`` rounds run the contestants interleaved (A B C A B C ...). Medians (min-max) over
-rounds; ratios are ours / official within each round.
+rounds; ratios are ours / official within each round. A model listed on several backends
+(``name@backend``) also gets its training ratio to the first of them.
 """
 from __future__ import annotations
 
@@ -150,8 +153,9 @@ def _spread(values: list[float], fmt: str = ".2f") -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--actionformer-root", type=Path, required=True, help="a checkout of actionformer_release")
-    p.add_argument("--models", default="actionformer,actionmamba-dbm,actionmamba-vim")
-    p.add_argument("--backend", default="cuda", help="our Mamba backend: cuda or torch")
+    p.add_argument("--models", default="actionformer,actionmamba-dbm,actionmamba-vim",
+                   help="ours, each optionally name@backend")
+    p.add_argument("--backend", default="cuda", help="our Mamba backend where a model names none: cuda, triton or torch")
     p.add_argument("--precision", default="bf16,fp32", help="bf16 (autocast) and/or fp32, each for both sides")
     p.add_argument("--videos", type=int, default=212)
     p.add_argument("--iters", type=int, default=20, help="training steps per round")
@@ -164,8 +168,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     contestants = {"official ActionFormer": build_official(args.actionformer_root)}
-    for name in args.models.split(","):
-        contestants[f"ours {name}"] = make_model(name, args.backend)
+    for entry in args.models.split(","):
+        name, _, backend = entry.partition("@")
+        contestants[f"ours {entry}"] = make_model(name, backend or args.backend)
     g = torch.Generator(device="cuda").manual_seed(0)
     lengths = torch.randint(300, 6000, (args.videos,), generator=torch.Generator().manual_seed(0)).tolist()
     videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
@@ -237,6 +242,14 @@ def main() -> None:
                 vs = _spread([a / b[0] for a, b in zip(its, base)]) if base else "-"
                 vs_mem = _spread([a / b[1] for a, b in zip(mem, base)]) if base else "-"
                 print(f"{name:<26}{_spread(its):>20}{vs:>20}{_spread(mem):>20}{vs_mem:>20}")
+            firsts = {}
+            for name in rounds:
+                firsts.setdefault(name.partition("@")[0], name)
+            for name, r in rounds.items():
+                first = firsts[name.partition("@")[0]]
+                if "@" in name and first != name:
+                    print(f"{name:<26} vs {first}: it/s {_spread([a[0] / b[0] for a, b in zip(r, rounds[first])])}, "
+                          f"memory {_spread([a[1] / b[1] for a, b in zip(r, rounds[first])])}")
             for name, why in failed.items():
                 print(f"{name:<26} did not run: {why}")
 
