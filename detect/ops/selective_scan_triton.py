@@ -160,8 +160,8 @@ def _scan_bwd(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dou
 # Tile sizes and warps per kernel (forward, backward), from a sweep on an H200 at Mamba's shapes
 # (benchmarks/scan_parity.py --sweep). BLOCK_D is the most that divides a group: a block never
 # spans two groups of B/C.
-FWD = {"block_d": 8, "block_t": 32, "num_warps": 4}
-BWD = {"block_d": 8, "num_warps": 4}
+FWD = {"block_d": 4, "block_t": 32, "num_warps": 4}
+BWD = {"block_d": 4, "num_warps": 2}
 
 
 def _block_d(ch_per_group: int, most: int) -> int:

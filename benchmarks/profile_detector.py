@@ -1,0 +1,75 @@
+"""Where a detector's GPU time goes: the top operators of inference forwards and training steps.
+
+Runs ``torch.profiler`` over ``--steps`` inference forwards (batch 1, THUMOS-like lengths) and
+training steps (batch 2 x 2048 x 2304, loss, backward, AdamW) after a warm-up, and prints the
+operators with the most GPU time (self time, so nested calls are not counted twice), plus the
+training step's peak memory split into what stays resident and what the step allocates.
+
+    python benchmarks/profile_detector.py --model actionmamba-dbm --backend cuda
+    python benchmarks/profile_detector.py --model actionformer --mode infer --precision fp32 --rows 40
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).parent))
+from compare_actionformer import our_step_fn, our_video  # noqa: E402
+from detect_speed import make_model  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="actionmamba-dbm")
+    p.add_argument("--backend", default="cuda", help="cuda, triton or torch")
+    p.add_argument("--mode", default="infer,train", help="infer and/or train")
+    p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--rows", type=int, default=25)
+    args = p.parse_args()
+    amp = args.precision == "bf16"
+    torch.manual_seed(0)
+    model = make_model(args.model, args.backend)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.model}, backend {args.backend}, "
+          f"{args.precision}")
+    if "infer" in args.mode:
+        model.eval()
+        lengths = torch.randint(300, 6000, (args.steps,), generator=torch.Generator().manual_seed(0)).tolist()
+        videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
+        for x in videos:
+            our_video(model, x, amp)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for x in videos:
+                our_video(model, x, amp)
+        print(f"\ninference, {args.steps} videos of {min(lengths)}..{max(lengths)} steps")
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=args.rows))
+    if "train" in args.mode:
+        feats = torch.randn(2, 2048, 2304, device="cuda", generator=g)
+        mask = torch.ones(2, 2304, dtype=torch.bool, device="cuda")
+        mask[1, 1800:] = False
+        segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"),
+                    torch.tensor([[40.0, 60.0]], device="cuda")]
+        labels = [torch.tensor([3, 7], device="cuda"), torch.tensor([1], device="cuda")]
+        step = our_step_fn(model.train(), feats, mask, segments, labels, amp)
+        for _ in range(5):
+            step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(args.steps):
+                step()
+            torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+        print(f"\ntraining, {args.steps} steps of batch 2 x 2048 x 2304: resident {step.footprint() / 2**30:.2f} GiB "
+              f"(weights, gradients, optimizer), step peak above it {peak / 2**30:.2f} GiB")
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=args.rows))
+
+
+if __name__ == "__main__":
+    main()
