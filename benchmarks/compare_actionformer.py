@@ -12,7 +12,9 @@ Soft-NMS is compiled from that checkout into a temporary folder. Nothing of it i
 Inference: the same random features of ``--videos`` THUMOS-like lengths (300..6000 steps, batch
 1, as ActionFormer evaluates) through each contestant, from the features on the GPU to segments
 in seconds on the host: forward, then decoding + Soft-NMS + conversion (ms per video, both, and
-output segments per video). Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps),
+output segments per video). Our forward runs as ``predict`` runs it, replayed from CUDA graphs
+per length bucket (:mod:`detect.ops.graphed_forward`); its detections are first compared with the
+plain forward's on 8 videos. Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps),
 loss, backward, clipping and an AdamW step: iterations/s and peak memory as if the contestant ran
 alone (its weights, gradients and optimizer state plus the peak its steps allocate above what was
 resident). Each contestant warms up for ``--warmup-s`` seconds first (GPU clocks settle); then
@@ -36,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from detect_speed import make_model  # noqa: E402
 
+from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 from detect.tasks.segments import SegmentLoss, decode_to_host, to_seconds  # noqa: E402
 
 STRIDE, WINDOW, FPS = 4, 16, 30.0
@@ -130,20 +133,35 @@ def official_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int
 
 
 @torch.no_grad()
-def our_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int]:
+def our_detections(model, forward, x: torch.Tensor, amp: bool):
+    """``forward`` (the model itself, or as ``predict`` runs it: :class:`GraphedForward`), then
+    decoding: ((forward ms, post-processing ms, segments), (seconds, scores, labels))."""
     n = x.shape[-1]
     padded = -(-n // model.length_multiple) * model.length_multiple
     t0 = time.perf_counter()
     xp = torch.nn.functional.pad(x[None], (0, padded - n))
     mask = torch.arange(padded, device="cuda")[None] < n
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        out = model(xp, mask)
+        out = forward(features=xp, mask=mask)
     torch.cuda.synchronize()
     t1 = time.perf_counter()
     segs, scores, labels = decode_to_host(out, 0, model.cfg.postprocess)
-    to_seconds(segs, _Item(n))
+    seconds = to_seconds(segs, _Item(n))
     t2 = time.perf_counter()
-    return 1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)
+    return (1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)), (seconds, scores, labels)
+
+
+def graph_parity(model, forward, videos, amp) -> str:
+    """Detections of the graph-replayed forward against the plain forward on the same videos."""
+    same_count, score_diff, seconds_diff = 0, 0.0, 0.0
+    for x in videos:
+        (_, a), (_, b) = our_detections(model, forward, x, amp), our_detections(model, model, x, amp)
+        same_count += len(a[1]) == len(b[1])
+        if len(a[1]) == len(b[1]):
+            score_diff = max(score_diff, (a[1] - b[1]).abs().max().item())
+            seconds_diff = max(seconds_diff, (a[0] - b[0]).abs().max().item())
+    return (f"same segment count in {same_count}/{len(videos)} videos, max |score diff| {score_diff:.1e}, "
+            f"max |boundary diff| {seconds_diff:.1e} s")
 
 
 def _spread(values: list[float], fmt: str = ".2f") -> str:
@@ -171,6 +189,7 @@ def main() -> None:
     for entry in args.models.split(","):
         name, _, backend = entry.partition("@")
         contestants[f"ours {entry}"] = make_model(name, backend or args.backend)
+    forwards = {name: GraphedForward(model) for name, model in contestants.items() if name.startswith("ours")}
     g = torch.Generator(device="cuda").manual_seed(0)
     lengths = torch.randint(300, 6000, (args.videos,), generator=torch.Generator().manual_seed(0)).tolist()
     videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
@@ -186,9 +205,16 @@ def main() -> None:
     for precision in args.precision.split(","):
         amp = precision == "bf16"
         if "infer" not in args.skip:
-            infer = {name: (official_video if name.startswith("official") else our_video) for name in contestants}
+            infer = {name: official_video for name in contestants if name.startswith("official")}
+            for name, forward in forwards.items():
+                contestants[name].eval()
+                print(f"{name}, {precision}, graphed vs plain forward: "
+                      f"{graph_parity(contestants[name], forward, videos[:8], amp)}")
+                infer[name] = lambda model, x, amp, f=forward: our_detections(model, f, x, amp)[0]
             for name, fn in infer.items():
                 contestants[name].eval()
+                for x in videos:  # every length bucket once: our graphs are captured here, not in the rounds
+                    fn(contestants[name], x, amp)
                 end = time.perf_counter() + args.warmup_s
                 while time.perf_counter() < end:
                     for x in videos[:8]:

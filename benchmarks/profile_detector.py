@@ -18,8 +18,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare_actionformer import our_step_fn, our_video  # noqa: E402
+from compare_actionformer import our_detections, our_step_fn  # noqa: E402
 from detect_speed import make_model  # noqa: E402
+
+from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 
 
 def main() -> None:
@@ -30,6 +32,7 @@ def main() -> None:
     p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"))
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--graphs", action="store_true", help="inference replayed from CUDA graphs, as predict runs it")
     args = p.parse_args()
     amp = args.precision == "bf16"
     torch.manual_seed(0)
@@ -41,11 +44,12 @@ def main() -> None:
         model.eval()
         lengths = torch.randint(300, 6000, (args.steps,), generator=torch.Generator().manual_seed(0)).tolist()
         videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
+        forward = GraphedForward(model) if args.graphs else model
         for x in videos:
-            our_video(model, x, amp)
+            our_detections(model, forward, x, amp)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for x in videos:
-                our_video(model, x, amp)
+                our_detections(model, forward, x, amp)
         print(f"\ninference, {args.steps} videos of {min(lengths)}..{max(lengths)} steps")
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=args.rows))
     if "train" in args.mode:

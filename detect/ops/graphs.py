@@ -43,7 +43,8 @@ def run_loops(fn: Callable[..., tuple[torch.Tensor, ...]], *tensors: torch.Tenso
         _seen[key] = _seen.get(key, 0) + 1
         if _seen[key] <= _CAPTURE_AFTER:
             return fn(*tensors)
-        entry = _capture(fn, tensors)
+        with torch.autocast("cuda", enabled=False):
+            entry = capture(fn, tensors)
         _graphs[key] = entry
         if len(_graphs) > _MAX_GRAPHS:
             _graphs.popitem(last=False)
@@ -62,15 +63,17 @@ def clear_graphs() -> None:
     _seen.clear()
 
 
-def _capture(fn, tensors):
+def capture(fn: Callable[..., tuple[torch.Tensor, ...]], tensors: tuple[torch.Tensor, ...]):
+    """``(graph, static inputs, static outputs)`` of ``fn`` on copies of ``tensors``, under the
+    caller's autocast state. Replay: copy into the static inputs, ``graph.replay()``, read the outputs."""
     static_in = tuple(t.detach().clone() for t in tensors)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.autocast("cuda", enabled=False):
+    with torch.cuda.stream(side):
         fn(*static_in)  # warm-up on a side stream, as CUDA graph capture requires
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     # thread_local: the autograd engine runs backward on its own thread
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.autocast("cuda", enabled=False):
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
         static_out = fn(*static_in)
     return graph, static_in, static_out

@@ -21,6 +21,7 @@ from ..models.losses import diou_loss_1d, sigmoid_focal_loss
 from ..models.outputs import DetectorOutput
 from ..models.postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
 from ..models.targets import assign_targets
+from ..ops.graphed_forward import GraphedForward
 from . import TASKS
 from .base import Task, move_inputs
 
@@ -162,12 +163,13 @@ class SegmentsTask(Task):
         """Detections in seconds: ``{video: [{label, score, segment}]}``. Class-agnostic segments
         take the video's top external classes (``eval.ext_score_file``), else the label ``action``."""
         model.eval()
+        forward = GraphedForward(model)
         fusion = self.fusion()
         pp = model.cfg.postprocess
         results: dict[str, list[dict[str, Any]]] = {}
         for batch in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(**move_inputs(batch, device))
+                out = forward(**move_inputs(batch, device))
             for i, item in enumerate(batch["items"]):
                 segs, scores, labels = decode_to_host(out, i, pp)
                 names = self.classes

@@ -1,0 +1,108 @@
+"""Inference forwards replayed from CUDA graphs, one graph per length bucket.
+
+At batch 1 a detector's forward on a GPU is bound by launching its few hundred small kernels, not
+by their arithmetic: a DBM forward on a THUMOS video keeps the GPU busy ~6 ms of its ~20 ms
+(``benchmarks/profile_detector.py``). A CUDA graph launches them all at once. A graph is fixed to
+its input shape, and every video has its own length, so videos are padded up to one of four
+lengths per octave (:func:`bucket_length`, at most 25% more steps) and each bucket gets one graph.
+Padding does not change the result: every model here is exact under padding (padded steps never
+reach valid ones; ``tests/test_padding.py``), and outputs on padded steps are masked out.
+
+Used by the tasks' ``predict`` on CUDA; ``MAMBA_TAD_CUDA_GRAPHS=0`` runs the plain forward.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .graphs import capture
+
+
+def bucket_length(length: int, multiple: int) -> int:
+    """The bucket of ``length`` steps: rounded up to a quarter of its octave (at least to
+    ``multiple``), so there are four buckets per doubling and at most 25% padding."""
+    step = max(multiple, 2 ** max(0, length.bit_length() - 3))
+    step = -(-step // multiple) * multiple
+    return -(-length // step) * step
+
+
+@dataclasses.dataclass(frozen=True)
+class _Slot:
+    index: int
+
+
+def flatten(obj: Any, leaves: list[torch.Tensor]) -> Any:
+    """``obj`` (tensors in dataclasses, lists, tuples, dicts) with each tensor moved to ``leaves``
+    and replaced by its slot; :func:`unflatten` puts tensors back."""
+    if isinstance(obj, torch.Tensor):
+        leaves.append(obj)
+        return _Slot(len(leaves) - 1)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: flatten(getattr(obj, f.name), leaves)
+                                           for f in dataclasses.fields(obj) if f.init})
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(flatten(x, leaves) for x in obj)
+    if isinstance(obj, dict):
+        return {k: flatten(v, leaves) for k, v in obj.items()}
+    return obj
+
+
+def unflatten(spec: Any, leaves: list[torch.Tensor]) -> Any:
+    if isinstance(spec, _Slot):
+        return leaves[spec.index]
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.replace(spec, **{f.name: unflatten(getattr(spec, f.name), leaves)
+                                            for f in dataclasses.fields(spec) if f.init})
+    if isinstance(spec, (list, tuple)):
+        return type(spec)(unflatten(x, leaves) for x in spec)
+    if isinstance(spec, dict):
+        return {k: unflatten(v, leaves) for k, v in spec.items()}
+    return spec
+
+
+class GraphedForward:
+    """``model(**inputs)`` without gradients. Inputs of exactly ``features (B, C, T)`` and ``mask
+    (B, T)`` on CUDA are padded to the bucket of T and replayed from that bucket's graph (outputs
+    then cover the bucket's steps, the extra ones masked); other inputs run the plain forward.
+    Keeps at most ``max_graphs`` graphs, least recently used dropped."""
+
+    def __init__(self, model: nn.Module, max_graphs: int = 32) -> None:
+        self.model, self.max_graphs = model, max_graphs
+        self.multiple = getattr(model, "length_multiple", 1)
+        self.graphs: OrderedDict[tuple, tuple] = OrderedDict()
+
+    @torch.no_grad()
+    def __call__(self, **inputs: torch.Tensor) -> Any:
+        if (inputs.keys() != {"features", "mask"} or not inputs["features"].is_cuda
+                or os.environ.get("MAMBA_TAD_CUDA_GRAPHS", "1") == "0"):
+            return self.model(**inputs)
+        features, mask = inputs["features"], inputs["mask"]
+        pad = bucket_length(features.shape[-1], self.multiple) - features.shape[-1]
+        features, mask = F.pad(features, (0, pad)), F.pad(mask, (0, pad))
+        key = (features.shape, features.dtype, features.device, torch.is_autocast_enabled("cuda"),
+               torch.get_autocast_dtype("cuda"))
+        entry = self.graphs.get(key)
+        if entry is None:
+            spec = []
+
+            def run(x, m):
+                leaves: list[torch.Tensor] = []
+                spec[:] = [flatten(self.model(x, m), leaves)]
+                return tuple(leaves)
+
+            graph, static_in, static_out = capture(run, (features, mask))
+            entry = self.graphs[key] = (graph, static_in, static_out, spec[0])
+            if len(self.graphs) > self.max_graphs:
+                self.graphs.popitem(last=False)
+        self.graphs.move_to_end(key)
+        graph, static_in, static_out, spec = entry
+        for buffer, t in zip(static_in, (features, mask)):
+            buffer.copy_(t)
+        graph.replay()
+        return unflatten(spec, [o.clone() for o in static_out])
