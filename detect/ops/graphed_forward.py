@@ -90,10 +90,14 @@ class GraphedForward:
         entry = self.graphs.get(key)
         if entry is None:
             spec = []
+            amp, amp_dtype = key[-2:]
 
             def run(x, m):
                 leaves: list[torch.Tensor] = []
-                spec[:] = [flatten(self.model(x, m), leaves)]
+                # autocast's cache of cast weights would be freed after capture while the graph
+                # still reads it: capture without it (the PyTorch CUDA-graph notes say the same)
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=amp, cache_enabled=False):
+                    spec[:] = [flatten(self.model(x, m), leaves)]
                 return tuple(leaves)
 
             graph, static_in, static_out = capture(run, (features, mask))
