@@ -7,6 +7,8 @@ inputs are copied into the graph's static buffers and outputs are cloned out, so
 serve every call site of that shape. One-off shapes (inference on videos of varying length) run
 eagerly.
 
+:func:`capture` is shared with :mod:`detect.ops.graphed_forward` (detector forwards at inference).
+
 On by default; ``MAMBA_TAD_CUDA_GRAPHS=0`` turns capture off. Each captured shape keeps its own
 memory pool (at most 64 graphs, least recently used dropped), trading some memory for speed:
 THUMOS-shaped DBM training on an H200 ran at 9.5 instead of 8.1 it/s with a 2.2 instead of
