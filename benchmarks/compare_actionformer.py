@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from detect_speed import make_model  # noqa: E402
+from detect_speed import make_model, thumos_train_batch  # noqa: E402
 
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 from detect.tasks.segments import SegmentLoss, decode_to_host, to_seconds  # noqa: E402
@@ -195,12 +195,7 @@ def main() -> None:
     g = torch.Generator(device="cuda").manual_seed(0)
     lengths = torch.randint(300, 6000, (args.videos,), generator=torch.Generator().manual_seed(0)).tolist()
     videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
-    feats = torch.randn(2, 2048, 2304, device="cuda", generator=g)
-    mask = torch.ones(2, 2304, dtype=torch.bool, device="cuda")
-    mask[1, 1800:] = False
-    segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"),
-                torch.tensor([[40.0, 60.0]], device="cuda")]
-    labels = [torch.tensor([3, 7], device="cuda"), torch.tensor([1], device="cuda")]
+    feats, mask, segments, labels = thumos_train_batch(g)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, backend {args.backend}; "
           f"{args.videos} videos, {args.reps} interleaved rounds after {args.warmup_s:.0f} s warm-up each")
 

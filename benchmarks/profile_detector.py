@@ -19,7 +19,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compare_actionformer import our_detections, our_step_fn  # noqa: E402
-from detect_speed import make_model  # noqa: E402
+from detect_speed import make_model, thumos_train_batch  # noqa: E402
 
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 
@@ -53,13 +53,7 @@ def main() -> None:
         print(f"\ninference, {args.steps} videos of {min(lengths)}..{max(lengths)} steps")
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=args.rows))
     if "train" in args.mode:
-        feats = torch.randn(2, 2048, 2304, device="cuda", generator=g)
-        mask = torch.ones(2, 2304, dtype=torch.bool, device="cuda")
-        mask[1, 1800:] = False
-        segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device="cuda"),
-                    torch.tensor([[40.0, 60.0]], device="cuda")]
-        labels = [torch.tensor([3, 7], device="cuda"), torch.tensor([1], device="cuda")]
-        step = our_step_fn(model.train(), feats, mask, segments, labels, amp)
+        step = our_step_fn(model.train(), *thumos_train_batch(g), amp)
         for _ in range(5):
             step()
         torch.cuda.synchronize()
