@@ -17,5 +17,9 @@ class DataError(DetectError, ValueError):
     """Inconsistent stores, annotations or predictions; the message names the video or store."""
 
 
+class BackendError(DetectError, RuntimeError):
+    """A kernel backend that cannot run here: not installed, or a GPU backend given CPU tensors."""
+
+
 class CheckpointError(DetectError):
     """A checkpoint that is missing, unreadable or not one of ours."""

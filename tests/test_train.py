@@ -44,6 +44,18 @@ def test_a_training_split_smaller_than_one_step_is_one_clear_error(planted, tmp_
         train(cfg, progress=False)
 
 
+@pytest.mark.parametrize("backend,message", [("triton", "backend 'triton' needs CUDA tensors, got tensors on cpu"),
+                                             ("jax", "unknown backend 'jax'")])
+def test_a_backend_that_cannot_run_here_is_one_line(planted, tmp_path, capsys, backend, message):
+    from detect import cli
+
+    store, ann = planted
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=2)))
+    assert cli.main(["train", "--config", str(tmp_path / "cfg.yaml"), f"model.backbone.backend={backend}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(planted, tmp_path):
     store, ann = planted
     base = tiny_config(store, ann, tmp_path / "straight", epochs=3)

@@ -52,6 +52,10 @@ class DetectorConfig:
 
 
 class ActionDetector(nn.Module):
+    # the forward neither syncs with nor copies from the host: predict may replay it from a CUDA
+    # graph (detect.ops.graphed_forward)
+    graph_capturable = True
+
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__()
         self.cfg = cfg

@@ -7,11 +7,12 @@ inside one Triton kernel (``MAMBA_TAD_TRITON_NMS=0`` falls back to the tensor op
 """
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 
 import torch
+
+from ..ops.backend import triton_available
 
 
 @dataclass
@@ -111,14 +112,7 @@ def soft_nms_rounds(S: torch.Tensor, X: torch.Tensor, sigma: float, min_score: f
 
 
 def _use_triton(x: torch.Tensor) -> bool:
-    return x.is_cuda and os.environ.get("MAMBA_TAD_TRITON_NMS", "1") != "0" and _triton_installed()
-
-
-@functools.cache
-def _triton_installed() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("triton") is not None
+    return x.is_cuda and os.environ.get("MAMBA_TAD_TRITON_NMS", "1") != "0" and triton_available()[0]
 
 
 def vote_boundaries(kept: torch.Tensor, all_segs: torch.Tensor, all_scores: torch.Tensor, iou_thresh: float,

@@ -16,6 +16,8 @@ import os
 
 import torch
 
+from ..errors import BackendError, ConfigError
+
 BACKENDS = ("auto", "cuda", "triton", "torch")
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,22 @@ def resolve(backend: str | None, device: torch.device) -> str:
     """The backend that will run for tensors on ``device``: ``"cuda"``, ``"triton"`` or ``"torch"``."""
     backend = backend or os.environ.get("MAMBA_TAD_BACKEND", "auto")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise ConfigError(f"unknown backend {backend!r} (model backend or $MAMBA_TAD_BACKEND); "
+                          f"expected one of {BACKENDS}")
     if backend == "torch":
         return "torch"
     if device.type != "cuda":
         if backend != "auto":
-            raise RuntimeError(f"backend {backend!r} needs CUDA tensors, got tensors on {device}")
+            raise BackendError(f"backend {backend!r} needs CUDA tensors, got tensors on {device}")
         return "torch"
     if backend == "triton":
         available, reason = triton_available()
         if not available:
-            raise RuntimeError(f"backend 'triton' is unavailable ({reason}); pip install triton")
+            raise BackendError(f"backend 'triton' is unavailable ({reason}); pip install triton")
         return "triton"
     available, reason = cuda_kernels()
     if backend == "cuda" and not available:
-        raise RuntimeError(f"backend 'cuda' is unavailable ({reason}); {INSTALL_HINT}")
+        raise BackendError(f"backend 'cuda' is unavailable ({reason}); {INSTALL_HINT}")
     if available:
         _announce("cuda", reason)
         return "cuda"

@@ -1,8 +1,8 @@
 """Inference forwards replayed from CUDA graphs, one graph per length bucket.
 
 At batch 1 a detector's forward on a GPU is bound by launching its few hundred small kernels, not
-by their arithmetic: a DBM forward on a THUMOS video keeps the GPU busy ~6 ms of its ~20 ms
-(``benchmarks/profile_detector.py``). A CUDA graph launches them all at once. A graph is fixed to
+by their arithmetic: DBM inference on THUMOS-like videos (forward and decoding) kept an H200 busy
+~6 ms per video (``benchmarks/profile_detector.py``), while the forward alone took 22-24 ms. A CUDA graph launches them all at once. A graph is fixed to
 its input shape, and every video has its own length, so videos are padded up to one of four
 lengths per octave (:func:`bucket_length`, at most 25% more steps) and each bucket gets one graph.
 Padding does not change the result: every model here is exact under padding (padded steps never
@@ -37,40 +37,39 @@ class _Slot:
     index: int
 
 
-def flatten(obj: Any, leaves: list[torch.Tensor]) -> Any:
-    """``obj`` (tensors in dataclasses, lists, tuples, dicts) with each tensor moved to ``leaves``
-    and replaced by its slot; :func:`unflatten` puts tensors back."""
-    if isinstance(obj, torch.Tensor):
-        leaves.append(obj)
-        return _Slot(len(leaves) - 1)
+def _map_leaves(obj: Any, leaf: type, fn) -> Any:
+    """``obj`` (nested dataclasses, lists, tuples, dicts) with every ``leaf`` instance replaced by ``fn(it)``."""
+    if isinstance(obj, leaf):
+        return fn(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: flatten(getattr(obj, f.name), leaves)
+        return dataclasses.replace(obj, **{f.name: _map_leaves(getattr(obj, f.name), leaf, fn)
                                            for f in dataclasses.fields(obj) if f.init})
     if isinstance(obj, (list, tuple)):
-        return type(obj)(flatten(x, leaves) for x in obj)
+        return type(obj)(_map_leaves(x, leaf, fn) for x in obj)
     if isinstance(obj, dict):
-        return {k: flatten(v, leaves) for k, v in obj.items()}
+        return {k: _map_leaves(v, leaf, fn) for k, v in obj.items()}
     return obj
 
 
+def flatten(obj: Any, leaves: list[torch.Tensor]) -> Any:
+    """``obj`` with each tensor moved to ``leaves`` and replaced by its slot; :func:`unflatten`
+    puts tensors back."""
+    def to_slot(t: torch.Tensor) -> _Slot:
+        leaves.append(t)
+        return _Slot(len(leaves) - 1)
+    return _map_leaves(obj, torch.Tensor, to_slot)
+
+
 def unflatten(spec: Any, leaves: list[torch.Tensor]) -> Any:
-    if isinstance(spec, _Slot):
-        return leaves[spec.index]
-    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
-        return dataclasses.replace(spec, **{f.name: unflatten(getattr(spec, f.name), leaves)
-                                            for f in dataclasses.fields(spec) if f.init})
-    if isinstance(spec, (list, tuple)):
-        return type(spec)(unflatten(x, leaves) for x in spec)
-    if isinstance(spec, dict):
-        return {k: unflatten(v, leaves) for k, v in spec.items()}
-    return spec
+    return _map_leaves(spec, _Slot, lambda slot: leaves[slot.index])
 
 
 class GraphedForward:
-    """``model(**inputs)`` without gradients. Inputs of exactly ``features (B, C, T)`` and ``mask
-    (B, T)`` on CUDA are padded to the bucket of T and replayed from that bucket's graph (outputs
-    then cover the bucket's steps, the extra ones masked); other inputs run the plain forward.
-    Keeps at most ``max_graphs`` graphs, least recently used dropped."""
+    """``model(**inputs)`` without gradients. For a model that declares ``graph_capturable = True``
+    (no host syncs or host-to-device copies in its forward), inputs of exactly ``features (B, C,
+    T)`` and ``mask (B, T)`` on CUDA are padded to the bucket of T and replayed from that bucket's
+    graph (outputs then cover the bucket's steps, the extra ones masked); anything else runs the
+    plain forward. Keeps at most ``max_graphs`` graphs, least recently used dropped."""
 
     def __init__(self, model: nn.Module, max_graphs: int = 32) -> None:
         self.model, self.max_graphs = model, max_graphs
@@ -79,7 +78,8 @@ class GraphedForward:
 
     @torch.no_grad()
     def __call__(self, **inputs: torch.Tensor) -> Any:
-        if (inputs.keys() != {"features", "mask"} or not inputs["features"].is_cuda
+        if (not getattr(self.model, "graph_capturable", False) or inputs.keys() != {"features", "mask"}
+                or not inputs["features"].is_cuda
                 or os.environ.get("MAMBA_TAD_CUDA_GRAPHS", "1") == "0"):
             return self.model(**inputs)
         features, mask = inputs["features"], inputs["mask"]
