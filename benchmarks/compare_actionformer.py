@@ -8,6 +8,8 @@ Soft-NMS is compiled from that checkout into a temporary folder. Nothing of it i
     python benchmarks/compare_actionformer.py --actionformer-root AF --models actionmamba-dbm --precision fp32
     python benchmarks/compare_actionformer.py --actionformer-root AF --skip infer \
         --models actionmamba-dbm@cuda,actionmamba-dbm@triton      # one model on two backends
+    python benchmarks/compare_actionformer.py --actionformer-root AF --skip infer \
+        --models actionmamba-dbm,actionmamba-dbm:recompute=false   # a backbone option changed
 
 Inference: the same random features of ``--videos`` THUMOS-like lengths (300..6000 steps, batch
 1, as ActionFormer evaluates) through each contestant, from the features on the GPU to segments
@@ -25,6 +27,7 @@ rounds; ratios are ours / official within each round. A model listed on several 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -36,15 +39,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from detect_speed import make_model, thumos_train_batch  # noqa: E402
+from segment_bench import (FPS, STRIDE, WINDOW, footprint, make_model, segment_step_fn,  # noqa: E402
+                           thumos_train_batch, timed_detections, timed_steps)
 
+from detect.config import apply_overrides  # noqa: E402
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
-from detect.tasks.segments import SegmentLoss, decode_to_host, to_seconds  # noqa: E402
-
-STRIDE, WINDOW, FPS = 4, 16, 30.0
 
 
-def build_official(root: Path):
+def build_official(root: Path, device: str = "cuda"):
     """The official model of ``configs/thumos_i3d.yaml``, its C++ NMS compiled on the fly."""
     build = Path(tempfile.mkdtemp(prefix="af_nms_"))
     shutil.copytree(root / "libs" / "utils" / "csrc", build / "csrc")
@@ -58,14 +60,7 @@ def build_official(root: Path):
     from libs.modeling import make_meta_arch
 
     cfg = load_config(str(root / "configs" / "thumos_i3d.yaml"))
-    return make_meta_arch(cfg["model_name"], **cfg["model"]).cuda()
-
-
-def footprint(model, opt) -> int:
-    """Bytes the contestant keeps between steps: parameters, gradients and optimizer state."""
-    tensors = [*model.parameters(), *(p.grad for p in model.parameters() if p.grad is not None),
-               *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return make_meta_arch(cfg["model_name"], **cfg["model"]).to(device)
 
 
 def official_step_fn(model, feats, mask, segments, labels, amp):
@@ -82,32 +77,6 @@ def official_step_fn(model, feats, mask, segments, labels, amp):
         opt.step()
     step.footprint = lambda: footprint(model, opt)
     return step
-
-
-def our_step_fn(model, feats, mask, segments, labels, amp):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    criterion = SegmentLoss(model.cfg).cuda()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            loss = criterion(model(feats, mask), {"segments": segments, "labels": labels})["final_loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    step.footprint = lambda: footprint(model, opt)
-    return step
-
-
-class _Item:
-    """What :func:`detect.tasks.segments.to_seconds` reads of a video."""
-
-    def __init__(self, n: int):
-        from extract.store import SnippetGrid
-
-        self.grid = SnippetGrid(window=WINDOW, stride=STRIDE, fps=FPS, num_snippets=n)
-        self.offset, self.downsample = 0, 1
-        self.duration = ((n - 1) * STRIDE + WINDOW) / FPS
 
 
 @torch.no_grad()
@@ -132,38 +101,24 @@ def official_video(model, x: torch.Tensor, amp: bool) -> tuple[float, float, int
     return 1000 * (t1 - t0), 1000 * (t2 - t1), len(result[0]["scores"])
 
 
-@torch.no_grad()
-def our_detections(model, forward, x: torch.Tensor, amp: bool):
-    """``forward`` (the model itself, or as ``predict`` runs it: :class:`GraphedForward`), then
-    decoding: ((forward ms, post-processing ms, segments), (seconds, scores, labels))."""
-    n = x.shape[-1]
-    padded = -(-n // model.length_multiple) * model.length_multiple
-    t0 = time.perf_counter()
-    xp = torch.nn.functional.pad(x[None], (0, padded - n))
-    mask = torch.arange(padded, device="cuda")[None] < n
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-        out = forward(features=xp, mask=mask)
-    torch.cuda.synchronize()
-    t1 = time.perf_counter()
-    segs, scores, labels = decode_to_host(out, 0, model.cfg.postprocess)
-    seconds = to_seconds(segs, _Item(n))
-    t2 = time.perf_counter()
-    return (1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)), (seconds, scores, labels)
-
-
 def graph_parity(model, forward, videos, amp) -> str:
     """Detections of the graph-replayed forward against the plain forward on the same videos: the
     share of segments the other side also has (same label, boundaries within 0.05 s, score within
     1e-3; the order of near-tied scores may differ), and the largest score difference."""
     matched, total, score_diff = 0, 0, 0.0
     for x in videos:
-        (_, a), (_, b) = our_detections(model, forward, x, amp), our_detections(model, model, x, amp)
+        (_, a), (_, b) = timed_detections(model, forward, x, amp), timed_detections(model, model, x, amp)
         close = ((a[0][:, None] - b[0][None]).abs().amax(-1) < 0.05) & (a[2][:, None] == b[2][None])
         close &= (a[1][:, None] - b[1][None]).abs() < 1e-3
         matched, total = matched + int(close.any(1).sum()), total + len(a[1])
         if len(a[1]) == len(b[1]):
             score_diff = max(score_diff, (a[1] - b[1]).abs().max().item())
     return f"{matched}/{total} segments matched, max |score diff| in order {score_diff:.1e}"
+
+
+def backbone_options(items: list[str]) -> dict:
+    """``["recompute=false"]`` -> ``{"recompute": False}`` (values parsed as YAML, as CLI overrides are)."""
+    return apply_overrides({}, items)
 
 
 def _spread(values: list[float], fmt: str = ".2f") -> str:
@@ -174,7 +129,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--actionformer-root", type=Path, required=True, help="a checkout of actionformer_release")
     p.add_argument("--models", default="actionformer,actionmamba-dbm,actionmamba-vim",
-                   help="ours, each optionally name@backend")
+                   help="ours, each name[@backend][:backbone_key=value...]")
     p.add_argument("--backend", default="cuda", help="our Mamba backend where a model names none: cuda, triton or torch")
     p.add_argument("--precision", default="bf16,fp32", help="bf16 (autocast) and/or fp32, each for both sides")
     p.add_argument("--videos", type=int, default=212)
@@ -189,8 +144,9 @@ def main() -> None:
     torch.manual_seed(0)
     contestants = {"official ActionFormer": build_official(args.actionformer_root)}
     for entry in args.models.split(","):
-        name, _, backend = entry.partition("@")
-        contestants[f"ours {entry}"] = make_model(name, backend or args.backend)
+        name, *options = entry.split(":")
+        name, _, backend = name.partition("@")
+        contestants[f"ours {entry}"] = make_model(name, backend or args.backend, **backbone_options(options))
     forwards = {name: GraphedForward(model) for name, model in contestants.items() if name.startswith("ours")}
     g = torch.Generator(device="cuda").manual_seed(0)
     lengths = torch.randint(300, 6000, (args.videos,), generator=torch.Generator().manual_seed(0)).tolist()
@@ -207,7 +163,7 @@ def main() -> None:
                 contestants[name].eval()
                 print(f"{name}, {precision}, graphed vs plain forward: "
                       f"{graph_parity(contestants[name], forward, videos[:8], amp)}")
-                infer[name] = lambda model, x, amp, f=forward: our_detections(model, f, x, amp)[0]
+                infer[name] = lambda model, x, amp, f=forward: timed_detections(model, f, x, amp)[0]
             for name, fn in infer.items():
                 contestants[name].eval()
                 for x in videos:  # every length bucket once: our graphs are captured here, not in the rounds
@@ -234,7 +190,7 @@ def main() -> None:
         if "train" not in args.skip:
             videos.clear()
             torch.cuda.empty_cache()
-            steps = {name: (official_step_fn if name.startswith("official") else our_step_fn)(
+            steps = {name: (official_step_fn if name.startswith("official") else segment_step_fn)(
                 model.train(), feats, mask, segments, labels, amp) for name, model in contestants.items()}
             failed = {}
             for name, step in steps.items():
@@ -247,16 +203,7 @@ def main() -> None:
             rounds = {name: [] for name in steps if name not in failed}
             for _ in range(args.reps):
                 for name in rounds:
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
-                    before = torch.cuda.memory_allocated()
-                    start = time.perf_counter()
-                    for _ in range(args.iters):
-                        steps[name]()
-                    torch.cuda.synchronize()
-                    # as if alone: its own weights and optimizer state plus what its steps allocate
-                    peak = torch.cuda.max_memory_allocated() - before + steps[name].footprint()
-                    rounds[name].append((args.iters / (time.perf_counter() - start), peak / 2 ** 30))
+                    rounds[name].append(timed_steps(steps[name], args.iters))
             print(f"\ntraining, {precision}: batch 2 x 2048 x 2304, median (min-max) of {args.reps} rounds")
             print(f"{'contestant':<26}{'it/s':>20}{'vs official':>20}{'peak GiB':>20}{'vs official':>20}")
             base = rounds.get("official ActionFormer")
@@ -265,12 +212,12 @@ def main() -> None:
                 vs = _spread([a / b[0] for a, b in zip(its, base)]) if base else "-"
                 vs_mem = _spread([a / b[1] for a, b in zip(mem, base)]) if base else "-"
                 print(f"{name:<26}{_spread(its):>20}{vs:>20}{_spread(mem):>20}{vs_mem:>20}")
-            firsts = {}
+            firsts = {}  # a model on several backends or options: ratios to its first entry
             for name in rounds:
-                firsts.setdefault(name.partition("@")[0], name)
+                firsts.setdefault(re.split("[@:]", name)[0], name)
             for name, r in rounds.items():
-                first = firsts[name.partition("@")[0]]
-                if "@" in name and first != name:
+                first = firsts[re.split("[@:]", name)[0]]
+                if first != name:
                     print(f"{name:<26} vs {first}: it/s {_spread([a[0] / b[0] for a, b in zip(r, rounds[first])])}, "
                           f"memory {_spread([a[1] / b[1] for a, b in zip(r, rounds[first])])}")
             for name, why in failed.items():

@@ -18,8 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare_actionformer import our_detections, our_step_fn  # noqa: E402
-from detect_speed import make_model, thumos_train_batch  # noqa: E402
+from segment_bench import make_model, segment_step_fn, thumos_train_batch, timed_detections  # noqa: E402
 
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 
@@ -46,14 +45,14 @@ def main() -> None:
         videos = [torch.randn(2048, n, device="cuda", generator=g) for n in lengths]
         forward = GraphedForward(model) if args.graphs else model
         for x in videos:
-            our_detections(model, forward, x, amp)
+            timed_detections(model, forward, x, amp)
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for x in videos:
-                our_detections(model, forward, x, amp)
+                timed_detections(model, forward, x, amp)
         print(f"\ninference, {args.steps} videos of {min(lengths)}..{max(lengths)} steps")
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=args.rows))
     if "train" in args.mode:
-        step = our_step_fn(model.train(), *thumos_train_batch(g), amp)
+        step = segment_step_fn(model.train(), *thumos_train_batch(g), amp)
         for _ in range(5):
             step()
         torch.cuda.synchronize()

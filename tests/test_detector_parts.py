@@ -6,6 +6,7 @@ import torch
 import torchvision
 
 from detect.models import create_model, model_config
+from detect.models.layers import LayerNorm
 from detect.models.losses import diou_loss_1d, sigmoid_focal_loss
 from detect.models.postprocess import fuse_class_scores, segment_iou, soft_nms, vote_boundaries
 from detect.models.targets import assign_targets, make_points
@@ -44,6 +45,22 @@ def test_shortest_segment_wins_and_equal_lengths_share():
     assert cls[3].tolist() == [1, 0, 0] and reg[3].tolist() == [3.0, 17.0]
     empty_cls, empty_reg = assign_targets(points, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), 3)
     assert empty_cls.sum() == 0 and empty_reg.sum() == 0
+
+
+def test_channel_layer_norm_against_the_elementwise_definition():
+    torch.manual_seed(0)
+    ln = LayerNorm(6).double()
+    with torch.no_grad():
+        ln.weight.normal_()
+        ln.bias.normal_()
+    x = torch.randn(2, 6, 5, dtype=torch.float64) * 3 + 1
+    mu = x.mean(1, keepdim=True)
+    var = (x - mu).square().mean(1, keepdim=True)
+    torch.testing.assert_close(ln(x), (x - mu) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias, rtol=1e-12, atol=1e-12)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, w, b: ln(x), (x, ln.weight, ln.bias))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # keeps the input's dtype, as the elementwise one did
+        assert LayerNorm(6)(x.detach().bfloat16()).dtype == torch.bfloat16
 
 
 def test_focal_loss_matches_torchvision():

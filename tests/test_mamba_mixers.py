@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from detect.models import mamba
 from detect.models.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reverse_within
 
 
@@ -102,3 +103,29 @@ def test_vim_single_fused_scan_equals_two_separate_directions():
     # out_proj is linear: out_proj(y_f + flip(y_b)) = out_proj(y_f) + out_proj(flip(y_b))
     expected = forward(x) + backward(x.flip(1)).flip(1)
     torch.testing.assert_close(vim(x), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name,expand", [("vim", 2), ("dbm", 1)])
+def test_recomputing_conv_and_scan_in_backward_gives_the_same_gradients(name, expand, monkeypatch):
+    """The checkpointed path (taken on CUDA) against the one that saves everything."""
+    torch.manual_seed(0)
+    mixer = MIXERS[name](MambaConfig(8, expand=expand)).double()
+    x = torch.randn(2, 9, 8, dtype=torch.float64)
+    mask = torch.arange(9)[None] < torch.tensor([9, 5])[:, None]
+
+    calls, conv_and_scan = [], mamba._conv_and_scan
+    monkeypatch.setattr(mamba, "_conv_and_scan", lambda *a: calls.append(1) or conv_and_scan(*a))
+
+    def grads(recompute: bool):
+        monkeypatch.setattr(mamba, "recomputes", lambda cfg, t: recompute and t.requires_grad)
+        mixer.zero_grad()
+        calls.clear()
+        out = mixer(x, mask)
+        out.square().sum().backward()
+        assert len(calls) == (2 if recompute else 1)
+        return out.detach(), [p.grad.clone() for p in mixer.parameters()]
+
+    saved, recomputed = grads(False), grads(True)
+    torch.testing.assert_close(recomputed[0], saved[0], rtol=0, atol=0)
+    for a, b in zip(recomputed[1], saved[1]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

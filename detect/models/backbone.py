@@ -71,9 +71,10 @@ class MambaBackboneConfig(BackboneConfig):
     d_state: int = 16
     d_conv: int = 4
     backend: str | None = None                   # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
+    recompute: bool = True                       # on CUDA, run conv -> scan again in backward (MambaConfig)
 
     def mixer_options(self) -> dict:
-        return {"d_state": self.d_state, "d_conv": self.d_conv, "backend": self.backend}
+        return {"d_state": self.d_state, "d_conv": self.d_conv, "backend": self.backend, "recompute": self.recompute}
 
     def block(self, stride: int, level: int) -> nn.Module:
         return MambaBlock(self.embd_dim, mixer=self.mixer, stride=stride, drop_path=self.drop_path,

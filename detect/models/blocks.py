@@ -95,19 +95,19 @@ class TransformerBlock(nn.Module):
 class MambaBlock(nn.Module):
     """``x + DropPath(Mixer(LN(x)) * mask)``, then max-pool x2 when downsampling (ActionMamba).
 
-    The normalised input is zeroed on padding before the mixer (the LayerNorm bias would
-    otherwise turn padding into a constant that the backward scan carries into valid steps).
+    The normalised input is zeroed on padding before the mixer's projection (the LayerNorm bias
+    would otherwise turn padding into a constant that the backward scan carries into valid steps).
     ``norm`` is a token-wise ``nn.LayerNorm`` with ``(C,)`` parameters, as in ActionMamba's
     checkpoints (the other blocks use ActionFormer's ``(1, C, 1)`` channel LayerNorm).
     """
 
     def __init__(self, channels: int, mixer: str = "dbm", stride: int = 1, drop_path: float = 0.3,
                  d_state: int = 16, d_conv: int = 4, expand: int | None = None, divide_out: bool = False,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, recompute: bool = True) -> None:
         super().__init__()
         if mixer not in ("dbm", "vim"):
             raise ValueError(f"mixer must be 'dbm' or 'vim', got {mixer!r}")
-        cfg = MambaConfig(channels, d_state=d_state, d_conv=d_conv, backend=backend,
+        cfg = MambaConfig(channels, d_state=d_state, d_conv=d_conv, backend=backend, recompute=recompute,
                           expand=expand if expand is not None else (1 if mixer == "dbm" else 2))
         self.norm = nn.LayerNorm(channels)
         self.mamba = DBM(cfg) if mixer == "dbm" else ViM(cfg, divide_out=divide_out)
@@ -116,7 +116,7 @@ class MambaBlock(nn.Module):
 
     def forward(self, x, mask):
         m = mask.to(x.dtype)
-        y = self.mamba(self.norm(x.transpose(1, 2)) * m.transpose(1, 2), mask[:, 0]).transpose(1, 2)
+        y = self.mamba(self.norm(x.transpose(1, 2)), mask[:, 0]).transpose(1, 2)  # the mixer zeroes padding
         x = x + self.drop_path(y * m)
         return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)
 
@@ -136,6 +136,6 @@ class MSFMambaBlock(MambaBlock):
 
     def forward(self, x, mask):
         m = mask.to(x.dtype)
-        y = self.mamba(self.norm(x.transpose(1, 2)) * m.transpose(1, 2), mask[:, 0]).transpose(1, 2)
+        y = self.mamba(self.norm(x.transpose(1, 2)), mask[:, 0]).transpose(1, 2)  # the mixer zeroes padding
         x = x + self.drop_path(self.msf(y * m, mask) * m)
         return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)

@@ -34,6 +34,9 @@ class MambaConfig:
     dt_max: float = 0.1
     dt_init_floor: float = 1e-4
     backend: str | None = None          # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
+    # On CUDA, keep only the conv's input for backward and run conv -> scan again there (as
+    # mamba-ssm's fused path recomputes the conv and delta): 6 fewer full-size tensors per mixer.
+    recompute: bool = True
 
     @property
     def d_inner(self) -> int:
@@ -73,6 +76,17 @@ def add_branch_params(owner: nn.Module, cfg: MambaConfig, suffix: str = "") -> N
     owner.register_parameter(f"D{suffix}", D)
 
 
+def _join(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.cat`` that hands a lone tensor back as it is (a cat of one copies it)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim)
+
+
+def recomputes(cfg: MambaConfig, x: torch.Tensor) -> bool:
+    """Whether backward runs conv -> scan again (CUDA only: on the CPU the torch scan's forward
+    loops would run twice, and host memory is rarely what limits a CPU run)."""
+    return cfg.recompute and x.is_cuda and torch.is_grad_enabled() and x.requires_grad
+
+
 def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
                  cfg: MambaConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Mamba's inner function without ``out_proj`` (conv, SiLU, x/dt projections, selective scan,
@@ -83,11 +97,26 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
     are stacked, so one depthwise conv and one scan do all the work: the conv and the scan are
     per channel, and B and C become one group per direction.
     """
-    parts = [(getattr(owner, f"conv1d{s}"), getattr(owner, f"x_proj{s}"), getattr(owner, f"dt_proj{s}"),
-              getattr(owner, "A_b_log" if s else "A_log"), getattr(owner, f"D{s}")) for s, _ in directions]
+    suffixes = [s for s, _ in directions]
     xs, zs = zip(*(xz.chunk(2, dim=1) for _, xz in directions))
-    x = causal_conv1d(torch.cat(xs, 1), torch.cat([p[0].weight[:, 0] for p in parts]),
-                      torch.cat([p[0].bias for p in parts]), activation="silu", backend=cfg.backend)
+    x, z = _join(list(xs), 1), _join(list(zs), 1)
+    if recomputes(cfg, x):
+        from torch.utils.checkpoint import checkpoint
+
+        y, *Cs = checkpoint(_conv_and_scan, owner, suffixes, cfg, x, z, use_reentrant=False,
+                            preserve_rng_state=False)
+    else:
+        y, *Cs = _conv_and_scan(owner, suffixes, cfg, x, z)
+    return list(y.chunk(len(suffixes), dim=1)), Cs
+
+
+def _conv_and_scan(owner: nn.Module, suffixes: list[str], cfg: MambaConfig, x: torch.Tensor,
+                   z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(y, C of each direction)`` from the stacked conv inputs ``x`` and gates ``z (Bt, n di, L)``."""
+    parts = [(getattr(owner, f"conv1d{s}"), getattr(owner, f"x_proj{s}"), getattr(owner, f"dt_proj{s}"),
+              getattr(owner, "A_b_log" if s else "A_log"), getattr(owner, f"D{s}")) for s in suffixes]
+    x = causal_conv1d(x, _join([p[0].weight[:, 0] for p in parts], 0), _join([p[0].bias for p in parts], 0),
+                      activation="silu", backend=cfg.backend)
     dts, Bs, Cs = [], [], []
     for (_, x_proj, dt_proj, _, _), x_d in zip(parts, x.chunk(len(parts), dim=1)):
         dt, B, C = torch.split(x_proj(x_d.transpose(1, 2)), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
@@ -95,11 +124,11 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
         Bs.append(B.transpose(1, 2))
         Cs.append(C.transpose(1, 2))
     B, C = (torch.stack(v, 1) if len(v) > 1 else v[0].contiguous() for v in (Bs, Cs))
-    y = selective_scan(x, torch.cat(dts, 1), torch.cat([-torch.exp(p[3].float()) for p in parts]), B, C,
-                       torch.cat([p[4].float() for p in parts]), z=torch.cat(zs, 1),
-                       delta_bias=torch.cat([p[2].bias.float() for p in parts]), delta_softplus=True,
+    y = selective_scan(x, _join(dts, 1), -torch.exp(_join([p[3] for p in parts], 0).float()), B, C,
+                       _join([p[4] for p in parts], 0).float(), z=z,
+                       delta_bias=_join([p[2].bias for p in parts], 0).float(), delta_softplus=True,
                        backend=cfg.backend)
-    return list(y.chunk(len(parts), dim=1)), Cs
+    return (y, *Cs)
 
 
 def _lengths(mask: torch.Tensor | None) -> torch.Tensor | None:

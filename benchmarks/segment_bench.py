@@ -1,0 +1,105 @@
+"""Shared pieces of the segment-detector benchmarks: THUMOS14-shaped models and batches, a
+training step, and a video's detections as ``predict`` makes them, timed.
+
+Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps), loss, backward, clipping and an
+AdamW step. Inference: one video of features on the GPU, padded to the largest stride, forward
+(the model itself or :class:`detect.ops.graphed_forward.GraphedForward`), then decoding, Soft-NMS
+and conversion to seconds on the host.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from detect.models import create_model
+from detect.models.detector import ActionDetector
+from detect.tasks.segments import SegmentLoss, decode_to_host, to_seconds
+
+STRIDE, WINDOW, FPS = 4, 16, 30.0
+
+
+def make_model(name: str, backend: str, device: str = "cuda", **backbone_options) -> ActionDetector:
+    backbone = {"input_dim": 2048, "embd_dim": 512, **({"backend": backend} if "mamba" in name else {}),
+                **backbone_options}
+    return create_model(name, num_classes=20, head_dim=512, backbone=backbone).to(device)
+
+
+def thumos_train_batch(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, list, list]:
+    """``(features, mask, segments, labels)``: batch 2 x 2048 x 2304, the second video 1800 steps."""
+    device = g.device
+    feats = torch.randn(2, 2048, 2304, device=device, generator=g)
+    mask = torch.ones(2, 2304, dtype=torch.bool, device=device)
+    mask[1, 1800:] = False
+    segments = [torch.tensor([[100.0, 180.0], [900.0, 1000.0]], device=device),
+                torch.tensor([[40.0, 60.0]], device=device)]
+    labels = [torch.tensor([3, 7], device=device), torch.tensor([1], device=device)]
+    return feats, mask, segments, labels
+
+
+def footprint(model, opt) -> int:
+    """Bytes the contestant keeps between steps: parameters, gradients and optimizer state."""
+    tensors = [*model.parameters(), *(p.grad for p in model.parameters() if p.grad is not None),
+               *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def segment_step_fn(model, feats, mask, segments, labels, amp):
+    """A training step of ``model`` on this batch (AdamW, lr 1e-4); ``step.footprint()`` gives its
+    resident bytes."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    criterion = SegmentLoss(model.cfg).to(feats.device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(feats.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = criterion(model(feats, mask), {"segments": segments, "labels": labels})["final_loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    step.footprint = lambda: footprint(model, opt)
+    return step
+
+
+def timed_steps(step, iters: int) -> tuple[float, float]:
+    """``(it/s, peak GiB)`` of ``iters`` steps; the peak as if the contestant ran alone: its
+    weights, gradients and optimizer state plus what its steps allocate above what was resident."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    torch.cuda.synchronize()
+    rate = iters / (time.perf_counter() - start)
+    return rate, (torch.cuda.max_memory_allocated() - before + step.footprint()) / 2 ** 30
+
+
+class _Item:
+    """What :func:`detect.tasks.segments.to_seconds` reads of a video."""
+
+    def __init__(self, n: int):
+        from extract.store import SnippetGrid
+
+        self.grid = SnippetGrid(window=WINDOW, stride=STRIDE, fps=FPS, num_snippets=n)
+        self.offset, self.downsample = 0, 1
+        self.duration = ((n - 1) * STRIDE + WINDOW) / FPS
+
+
+@torch.no_grad()
+def timed_detections(model, forward, x: torch.Tensor, amp: bool):
+    """``forward`` (the model itself, or as ``predict`` runs it: :class:`GraphedForward`), then
+    decoding: ((forward ms, post-processing ms, segments), (seconds, scores, labels))."""
+    n = x.shape[-1]
+    padded = -(-n // model.length_multiple) * model.length_multiple
+    t0 = time.perf_counter()
+    xp = torch.nn.functional.pad(x[None], (0, padded - n))
+    mask = torch.arange(padded, device="cuda")[None] < n
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        out = forward(features=xp, mask=mask)
+    torch.cuda.synchronize()
+    t1 = time.perf_counter()
+    segs, scores, labels = decode_to_host(out, 0, model.cfg.postprocess)
+    seconds = to_seconds(segs, _Item(n))
+    t2 = time.perf_counter()
+    return (1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)), (seconds, scores, labels)
