@@ -1,8 +1,9 @@
 """GPU parity and speed of the ``cuda`` (mamba-ssm, causal-conv1d), ``triton`` and ``torch`` backends.
 
 For the selective scan, the causal conv and whole DBM / ViM mixers, in fp32 and bf16, prints the
-relative error ``||x - ref|| / ||ref||`` of the output and of every input gradient against a
-float64 reference (our sequential oracle on the GPU), and the fwd+bwd time of each backend
+relative error ``||x - ref|| / ||ref||`` of the output and of every input gradient (the mixers:
+every parameter gradient, through the backward that recomputes conv -> scan) against a float64
+reference (our sequential oracle on the GPU), and the fwd+bwd time of each backend
 (median of ``--repeat`` calls) with its ratio to ``cuda``. The checked results come from the
 fourth call of each shape, when the torch backend replays its captured CUDA graph
 (``MAMBA_TAD_CUDA_GRAPHS=0``: the eager loops). The ``triton`` backend's causal conv is PyTorch's.
@@ -109,14 +110,17 @@ def check_mixer(name, batch, length, d, dtype, g, repeat):
     x = torch.randn(batch, length, d, generator=g, device="cuda")
     mask = torch.arange(length, device="cuda")[None] < torch.tensor([length, length * 3 // 4], device="cuda")[:, None]
     ref = ref_layer(x.double(), mask)
+    ref.square().mean().backward()
     row = {"op": f"{name} mixer", "shape": f"{batch}x{length}x{d}", "dtype": str(dtype).split(".")[-1]}
     for backend, layer in layers.items():
         for _ in range(4):  # past the eager calls, into graph replay
+            layer.zero_grad()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
                 out = layer(x, mask)
             out.float().square().mean().backward()
         row[f"{backend}_out"] = rel(out.float()[mask], ref[mask])
-        row[f"{backend}_grad_max"] = float("nan")
+        row[f"{backend}_grad_max"] = max(rel(p.grad.double(), q.grad) for p, q in
+                                         zip(layer.parameters(), ref_layer.parameters()))
 
         def step(layer=layer):
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):

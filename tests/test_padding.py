@@ -65,7 +65,7 @@ def test_padding_test_can_fail_when_a_layer_reads_the_padding(monkeypatch):
     """The same check catches the leak this test suite exists for: a conv that reads padded inputs."""
     from detect.models import layers
 
-    def leaky(self, x, mask):
+    def leaky(self, x, mask, zeroed=False):
         out_mask = layers.downsample_mask(mask, self.stride)
         return self.conv(x) * out_mask.to(x.dtype), out_mask
 

@@ -143,9 +143,9 @@ class Backbone(nn.Module):
         self.branch = nn.ModuleList(cfg.block(cfg.scale_factor, level + 1) for level in range(n_branch))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        for conv, norm in zip(self.embd, self.embd_norm):
-            x, mask = conv(x, mask)
-            x = F.relu(norm(x))
+        for i, (conv, norm) in enumerate(zip(self.embd, self.embd_norm)):
+            x, mask = conv(x, mask, zeroed=i > 0)
+            x = F.relu(norm(x) * mask.to(x.dtype))  # zero on padding: the next conv needs no input product
         if self.use_abs_pe:
             length = x.shape[-1]
             pe = self.pos_embd if length <= self.pos_embd.shape[-1] else F.interpolate(

@@ -13,7 +13,7 @@ from .layers import LayerNorm, MaskedConv1D, Scale
 
 
 class FPNIdentity(nn.Module):
-    """One LayerNorm per level; no top-down path."""
+    """One LayerNorm per level, zeroed on padding (the heads rely on it); no top-down path."""
 
     def __init__(self, channels: int, num_levels: int) -> None:
         super().__init__()
@@ -31,9 +31,11 @@ class _Trunk(nn.Module):
         self.norm = nn.ModuleList(LayerNorm(c_head) for _ in range(layers - 1))
 
     def trunk(self, x, mask):
+        """``x`` zero on padding (the neck's output) -> features zero on padding."""
+        m = mask.to(x.dtype)
         for conv, norm in zip(self.head, self.norm):
-            x, _ = conv(x, mask)
-            x = F.relu(norm(x))
+            x, _ = conv(x, mask, zeroed=True)
+            x = F.relu(norm(x) * m)  # masked before the relu, so relu's saved output is the next conv's input
         return x
 
 
@@ -50,7 +52,7 @@ class ClsHead(_Trunk):
                 self.cls_head.conv.bias[c] = -math.log((1 - 1e-6) / 1e-6)
 
     def forward(self, feats, masks):
-        return [self.cls_head(self.trunk(f, m), m)[0] for f, m in zip(feats, masks)]
+        return [self.cls_head(self.trunk(f, m), m, zeroed=True)[0] for f, m in zip(feats, masks)]
 
 
 class RegHead(_Trunk):
@@ -62,5 +64,5 @@ class RegHead(_Trunk):
         self.offset_head = MaskedConv1D(c_head, 2, kernel)
 
     def forward(self, feats, masks):
-        return [F.relu(scale(self.offset_head(self.trunk(f, m), m)[0]))
+        return [F.relu(scale(self.offset_head(self.trunk(f, m), m, zeroed=True)[0]))
                 for scale, f, m in zip(self.scale, feats, masks)]

@@ -40,11 +40,13 @@ class MaskedConv1D(nn.Module):
         if bias:
             nn.init.zeros_(self.conv.bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, zeroed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``zeroed``: the caller guarantees ``x`` is zero on padded steps, so the input product is
+        skipped (a product would be one more full-size tensor saved for backward)."""
         if x.shape[-1] % self.stride:
             raise ValueError(f"sequence length {x.shape[-1]} is not a multiple of the stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        return self.conv(x * mask.to(x.dtype)) * out_mask.to(x.dtype), out_mask
+        return self.conv(x if zeroed else x * mask.to(x.dtype)) * out_mask.to(x.dtype), out_mask
 
 
 class LayerNorm(nn.Module):
