@@ -20,6 +20,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).parent))
 from segment_bench import make_model, segment_step_fn, thumos_train_batch, timed_detections  # noqa: E402
 
+from detect.config import apply_overrides  # noqa: E402
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 
 
@@ -32,10 +33,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--graphs", action="store_true", help="inference replayed from CUDA graphs, as predict runs it")
+    p.add_argument("--option", action="append", default=[], help="backbone key=value, e.g. recompute=false")
     args = p.parse_args()
     amp = args.precision == "bf16"
     torch.manual_seed(0)
-    model = make_model(args.model, args.backend)
+    model = make_model(args.model, args.backend, **apply_overrides({}, args.option))
     g = torch.Generator(device="cuda").manual_seed(0)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.model}, backend {args.backend}, "
           f"{args.precision}")
