@@ -39,10 +39,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from segment_bench import (FPS, STRIDE, WINDOW, footprint, make_model, segment_step_fn,  # noqa: E402
+from segment_bench import (FPS, STRIDE, WINDOW, footprint, make_model, segment_step_fn, spread,  # noqa: E402
                            thumos_train_batch, timed_detections, timed_steps)
 
 from detect.config import apply_overrides  # noqa: E402
+from detect.errors import DetectError  # noqa: E402
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 
 
@@ -116,15 +117,6 @@ def graph_parity(model, forward, videos, amp) -> str:
     return f"{matched}/{total} segments matched, max |score diff| in order {score_diff:.1e}"
 
 
-def backbone_options(items: list[str]) -> dict:
-    """``["recompute=false"]`` -> ``{"recompute": False}`` (values parsed as YAML, as CLI overrides are)."""
-    return apply_overrides({}, items)
-
-
-def _spread(values: list[float], fmt: str = ".2f") -> str:
-    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--actionformer-root", type=Path, required=True, help="a checkout of actionformer_release")
@@ -142,11 +134,16 @@ def main() -> None:
         raise SystemExit(f"{args.actionformer_root}: not an actionformer_release checkout (no libs/modeling)")
 
     torch.manual_seed(0)
-    contestants = {"official ActionFormer": build_official(args.actionformer_root)}
-    for entry in args.models.split(","):
+    ours = {}
+    for entry in args.models.split(","):  # ours first: a typo fails before the official build
         name, *options = entry.split(":")
         name, _, backend = name.partition("@")
-        contestants[f"ours {entry}"] = make_model(name, backend or args.backend, **backbone_options(options))
+        try:
+            ours[f"ours {entry}"] = make_model(name, backend or args.backend, "cpu", **apply_overrides({}, options))
+        except (DetectError, KeyError, TypeError, ValueError) as err:  # an unknown model, option or value: one line
+            raise SystemExit(f"--models {entry}: {err}") from None
+    contestants = {"official ActionFormer": build_official(args.actionformer_root),
+                   **{name: model.cuda() for name, model in ours.items()}}
     forwards = {name: GraphedForward(model) for name, model in contestants.items() if name.startswith("ours")}
     g = torch.Generator(device="cuda").manual_seed(0)
     lengths = torch.randint(300, 6000, (args.videos,), generator=torch.Generator().manual_seed(0)).tolist()
@@ -182,10 +179,10 @@ def main() -> None:
             print(f"{'contestant':<26}{'forward':>20}{'post-processing':>20}{'total':>20}{'total vs official':>22}"
                   f"{'segments':>10}")
             for name, r in rounds.items():
-                cols = [_spread([x[i] for x in r]) for i in range(2)]
+                cols = [spread([x[i] for x in r]) for i in range(2)]
                 total = [x[0] + x[1] for x in r]
                 ratio = [t / (b[0] + b[1]) for t, b in zip(total, base)]
-                print(f"{name:<26}{cols[0]:>20}{cols[1]:>20}{_spread(total):>20}{_spread(ratio):>22}"
+                print(f"{name:<26}{cols[0]:>20}{cols[1]:>20}{spread(total):>20}{spread(ratio):>22}"
                       f"{statistics.median(x[2] for x in r):>10.0f}")
         if "train" not in args.skip:
             videos.clear()
@@ -209,17 +206,17 @@ def main() -> None:
             base = rounds.get("official ActionFormer")
             for name, r in rounds.items():
                 its, mem = [x[0] for x in r], [x[1] for x in r]
-                vs = _spread([a / b[0] for a, b in zip(its, base)]) if base else "-"
-                vs_mem = _spread([a / b[1] for a, b in zip(mem, base)]) if base else "-"
-                print(f"{name:<26}{_spread(its):>20}{vs:>20}{_spread(mem):>20}{vs_mem:>20}")
+                vs = spread([a / b[0] for a, b in zip(its, base)]) if base else "-"
+                vs_mem = spread([a / b[1] for a, b in zip(mem, base)]) if base else "-"
+                print(f"{name:<26}{spread(its):>20}{vs:>20}{spread(mem):>20}{vs_mem:>20}")
             firsts = {}  # a model on several backends or options: ratios to its first entry
             for name in rounds:
                 firsts.setdefault(re.split("[@:]", name)[0], name)
             for name, r in rounds.items():
                 first = firsts[re.split("[@:]", name)[0]]
                 if first != name:
-                    print(f"{name:<26} vs {first}: it/s {_spread([a[0] / b[0] for a, b in zip(r, rounds[first])])}, "
-                          f"memory {_spread([a[1] / b[1] for a, b in zip(r, rounds[first])])}")
+                    print(f"{name:<26} vs {first}: it/s {spread([a[0] / b[0] for a, b in zip(r, rounds[first])])}, "
+                          f"memory {spread([a[1] / b[1] for a, b in zip(r, rounds[first])])}")
             for name, why in failed.items():
                 print(f"{name:<26} did not run: {why}")
 

@@ -40,7 +40,7 @@ import torch
 
 from detect.models import create_model
 from detect.ops.graphed_forward import GraphedForward
-from segment_bench import make_model, segment_step_fn, thumos_train_batch, timed_detections, timed_steps
+from segment_bench import make_model, segment_step_fn, spread, thumos_train_batch, timed_detections, timed_steps
 
 
 def dense_batch(length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -137,8 +137,8 @@ def dense_main(args) -> None:
     ref = statistics.median(rows[0]["train_it_s"])
     for r in rows:
         it, ms = r["train_it_s"], r["infer_ms"]
-        print(f"{r['backend']:<9}{r['params_m']:>9.2f}{_spread(it):>26}{statistics.median(it) / ref:>9.2f}"
-              f"{_spread(ms):>24}{r['train_peak_gib_2500']:>16.2f}")
+        print(f"{r['backend']:<9}{r['params_m']:>9.2f}{spread(it):>26}{statistics.median(it) / ref:>9.2f}"
+              f"{spread(ms):>24}{r['train_peak_gib_2500']:>16.2f}")
     print(f"\npeak GiB by video length (batch 1)\n{'backend':<9}{'mode':<7}"
           + "".join(f"{n:>10}" for n in (1000, 5000, 20000, 50000)) + f"{'GiB per 10k steps':>19}")
     for r in rows:
@@ -198,7 +198,7 @@ def sgmamba_main(args) -> None:
         n = sum(p.numel() for p in model.parameters()) / 1e6
         ccm = sum(p.numel() for p in model.ccm.parameters()) / 1e6
         rows.append({"variant": name, "params_m": n, "ccm_m": ccm, "train_it_s": speed[name], "peak_gib": gib})
-        print(f"{name:<11}{n:>10.1f}{ccm:>8.1f}{_spread(speed[name]):>24}{gib:>10.2f}")
+        print(f"{name:<11}{n:>10.1f}{ccm:>8.1f}{spread(speed[name]):>24}{gib:>10.2f}")
     # the cascade, per video: stage 1 on the clip, stage 2 on two windows
     from detect.tasks.segments import decode_video
 
@@ -222,7 +222,7 @@ def sgmamba_main(args) -> None:
         video()
     per_video = [timed(video, args.iters) for _ in range(args.reps)]
     rates = [1 / t for t in per_video]
-    print(f"\ncascade inference (stage 1 + 2 windows of stage 2, decoding included): {_spread(rates)} videos/s")
+    print(f"\ncascade inference (stage 1 + 2 windows of stage 2, decoding included): {spread(rates)} videos/s")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"stage2": rows, "cascade_videos_s": rates}, fh, indent=2)
@@ -269,14 +269,10 @@ def msf_main(args) -> None:
         gib = peak_gib(lambda: step(n))
         p = sum(q.numel() for q in models[n].parameters()) / 1e6
         rows.append({"model": n, "params_m": p, "train_clips_s": train_rate[n], "infer_ms": infer_ms[n], "peak_gib": gib})
-        print(f"{n:<24}{p:>9.2f}{_spread(train_rate[n]):>24}{_spread(infer_ms[n]):>24}{gib:>18.2f}")
+        print(f"{n:<24}{p:>9.2f}{spread(train_rate[n]):>24}{spread(infer_ms[n]):>24}{gib:>18.2f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)
-
-
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
@@ -342,8 +338,8 @@ def segments_main(args) -> None:
                "train_vs_base": [a[0] / b[0] for a, b in zip(train[key], train[base])],
                "infer_vs_base": [a / b for a, b in zip(infer[key], infer[base])]}
         rows.append(row)
-        print(f"{key:<26}{row['params_m']:>9.1f}{_spread(its):>20}{_spread(row['train_vs_base']):>18}"
-              f"{row['peak_gib']:>10.2f}{_spread(infer[key]):>20}{_spread(row['infer_vs_base']):>18}")
+        print(f"{key:<26}{row['params_m']:>9.1f}{spread(its):>20}{spread(row['train_vs_base']):>18}"
+              f"{row['peak_gib']:>10.2f}{spread(infer[key]):>20}{spread(row['infer_vs_base']):>18}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

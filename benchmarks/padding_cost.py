@@ -15,7 +15,7 @@ import statistics
 import torch
 
 from detect.models import layers
-from segment_bench import make_model, segment_step_fn, thumos_train_batch, timed_detections, timed_steps
+from segment_bench import make_model, segment_step_fn, spread, thumos_train_batch, timed_detections, timed_steps
 
 EXACT = layers.MaskedConv1D.forward
 
@@ -37,10 +37,6 @@ def timed(model, step, variant: str, iters: int, videos: list[torch.Tensor]) -> 
         return its, ms
     finally:
         layers.MaskedConv1D.forward = EXACT
-
-
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from segment_bench import make_model, segment_step_fn, thumos_train_batch, timed_detections  # noqa: E402
 
 from detect.config import apply_overrides  # noqa: E402
+from detect.errors import DetectError  # noqa: E402
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 
 
@@ -37,7 +38,10 @@ def main() -> None:
     args = p.parse_args()
     amp = args.precision == "bf16"
     torch.manual_seed(0)
-    model = make_model(args.model, args.backend, **apply_overrides({}, args.option))
+    try:
+        model = make_model(args.model, args.backend, **apply_overrides({}, args.option))
+    except (DetectError, KeyError, TypeError, ValueError) as err:  # an unknown model, option or value: one line
+        raise SystemExit(f"{args.model} {args.option}: {err}") from None
     g = torch.Generator(device="cuda").manual_seed(0)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.model}, backend {args.backend}, "
           f"{args.precision}")

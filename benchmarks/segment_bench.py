@@ -8,6 +8,7 @@ and conversion to seconds on the host.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -35,6 +36,11 @@ def thumos_train_batch(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, 
                 torch.tensor([[40.0, 60.0]], device=device)]
     labels = [torch.tensor([3, 7], device=device), torch.tensor([1], device=device)]
     return feats, mask, segments, labels
+
+
+def spread(values: list[float]) -> str:
+    """``median (min-max)`` of repeated measurements."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def footprint(model, opt) -> int:

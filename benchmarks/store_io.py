@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from extract.store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta, open_store
 
@@ -57,8 +58,6 @@ class NpyVideos:
         return len(self.ids)
 
     def __getitem__(self, i: int):
-        import torch
-
         return torch.from_numpy(np.load(self.folder / f"{self.ids[i]}.npy"))
 
 
@@ -68,16 +67,12 @@ class StoreVideos(NpyVideos):
     store = None
 
     def __getitem__(self, i: int):
-        import torch
-
         self.store = self.store or open_store(self.folder)
         return torch.from_numpy(self.store.read(self.ids[i]))
 
 
 def loader_epoch(dataset, workers: int, seed: int) -> float:
     """Seconds to read every video once, shuffled, through a DataLoader with ``workers`` processes."""
-    import torch
-
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=True, num_workers=workers,
                                          generator=torch.Generator().manual_seed(seed))
     return timed(lambda: [None for _ in loader])

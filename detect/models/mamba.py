@@ -35,7 +35,8 @@ class MambaConfig:
     dt_init_floor: float = 1e-4
     backend: str | None = None          # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
     # On CUDA, keep only the conv's input for backward and run conv -> scan again there (as
-    # mamba-ssm's fused path recomputes the conv and delta): 6 fewer full-size tensors per mixer.
+    # mamba-ssm's fused path recomputes the conv and delta): the conv output, delta and the
+    # scan's saved output are not kept (benchmarks/saved_tensors.py counts what is).
     recompute: bool = True
 
     @property

@@ -2,9 +2,10 @@
 
 At batch 1 a detector's forward on a GPU is bound by launching its few hundred small kernels, not
 by their arithmetic: DBM inference on THUMOS-like videos (forward and decoding) kept an H200 busy
-~6 ms per video (``benchmarks/profile_detector.py``), while the forward alone took 22-24 ms. A CUDA graph launches them all at once. A graph is fixed to
-its input shape, and every video has its own length, so videos are padded up to one of four
-lengths per octave (:func:`bucket_length`, at most 25% more steps) and each bucket gets one graph.
+~6 ms per video (``benchmarks/profile_detector.py``), while the forward alone took 22-24 ms. A
+CUDA graph launches them all at once. A graph is fixed to its input shape, and every video has
+its own length, so videos are padded up to one of four lengths per octave (:func:`bucket_length`,
+at most 25% more steps) and each bucket gets one graph.
 Padding does not change the result: every model here is exact under padding (padded steps never
 reach valid ones; ``tests/test_padding.py``), and outputs on padded steps are masked out.
 
