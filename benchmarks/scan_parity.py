@@ -21,7 +21,7 @@ import json
 
 import torch
 
-from detect.models.mamba import DBM, MambaConfig, ViM
+from detect.layers.mamba import DBM, MambaConfig, ViM
 from detect.ops import causal_conv1d, selective_scan, selective_scan_ref
 from detect.ops import selective_scan_triton as triton_scan
 from detect.ops.backend import cuda_kernels

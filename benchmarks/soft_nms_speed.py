@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from detect.models.postprocess import soft_nms
+from detect.tasks.segments.postprocess import soft_nms
 
 
 def candidates(n: int, classes: int, g: torch.Generator):

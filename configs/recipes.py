@@ -64,28 +64,31 @@ def recipe(name: str, block: str) -> dict:
     if block == "transformer":
         backbone.update(n_head=4, window=r["window"], use_abs_pe=r.get("abs_pe", False))
     data = {"streams": {"features": [r["store"]]}, "annotations": f"annotations/{r['card']}.json", "dataset": r["card"],
-            "max_seq_len": r["max_seq_len"], "trunc_thresh": 0.5, "crop_ratio": [0.9, 1.0], "num_workers": 4}
+            "max_seq_len": r["max_seq_len"], "num_workers": 4}
+    task = {"name": "segments", "trunc_thresh": 0.5, "crop_ratio": [0.9, 1.0]}
     if "resize_to" in r:
-        data["resize_to"] = r["resize_to"]
+        task["resize_to"] = r["resize_to"]
     if "downsample" in r:
-        data["downsample_rate"] = r["downsample"]
+        task["downsample_rate"] = r["downsample"]
     if r["classes"] == 1:
-        data["class_agnostic"] = True
+        task["class_agnostic"] = True
+    task.update(init_loss_norm=r["loss_norm"], loss_weight=r["loss_weight"], label_smoothing=r["smoothing"],
+                postprocess=copy.deepcopy(r["post"]))
+    if r["classes"] == 1:
+        # Published numbers label class-agnostic segments with an external video classifier's
+        # top-2 classes: set task.ext_score_file=... (without it, mAP is class-agnostic).
+        task.update(ext_score_file=None, fusion_topk=2, fusion_mode="sqrt")
     cfg = {
         "model": {"name": MODELS[block], "num_classes": r["classes"], "head_dim": r["dim"], "backbone": backbone,
-                  "regression_range": r["ranges"], "init_loss_norm": r["loss_norm"], "loss_weight": r["loss_weight"],
-                  "label_smoothing": r["smoothing"], "postprocess": copy.deepcopy(r["post"])},
+                  "regression_range": r["ranges"]},
         "data": data,
+        "task": task,
         # epochs count the 5 warm-up ones (the upstream configs add them on top of "epochs")
         "optim": {"lr": r["lr"], "weight_decay": 0.05, "epochs": r["epochs"] + 5, "warmup_epochs": 5,
                   "batch_size": r["batch"], "clip_grad": 1.0, "ema_decay": 0.999, "amp": "bf16"},
         "eval": {"every": 1, "start_epoch": 5},
         "output": f"runs/{name}_{block}",
     }
-    if r["classes"] == 1:
-        # Published numbers label class-agnostic segments with an external video classifier's
-        # top-2 classes: set eval.ext_score_file=... (without it, mAP is class-agnostic).
-        cfg["eval"].update(ext_score_file=None, fusion_topk=2, fusion_mode="sqrt")
     return cfg
 
 

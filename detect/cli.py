@@ -23,6 +23,7 @@ EXAMPLES = {
 """,
     "upgrade": """examples:
   python -m detect upgrade runs/old/best.pt runs/old/best_upgraded.pt
+  python -m detect upgrade my_old_config.yaml my_config.yaml
 """,
     "plot": """examples:
   python -m detect plot runs/x/test_detections.json --annotations thumos14.json --video video_test_0000004 --out f.png
@@ -116,8 +117,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     cfg, model, device = _trained(args)
     run = inference_run(cfg, args.store, args.annotations, args.split)
-    if (args.scores_store or args.segments) and run.task.name != "dense":
-        raise ConfigError(f"--scores-store and --segments apply to dense models; this one solves {run.task.name!r}")
+    if (args.scores_store or args.segments) and not hasattr(run.task, "write_score_store"):
+        raise ConfigError(f"--scores-store and --segments apply to per-frame (dense) models; this one solves "
+                          f"{run.task.name!r}")
     if not 0 < args.threshold < 1:
         raise ConfigError(f"--threshold must be in (0, 1), got {args.threshold}")
     predictions = predict_videos(model, run, run.video_ids(args.split), device)
@@ -152,10 +154,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
-    from .engine.upgrade import upgrade_checkpoint
+    from .engine.upgrade import upgrade_file
 
-    cfg = upgrade_checkpoint(args.old, args.new)
-    print(f"wrote {args.new}: model {cfg['model']['name']}, streams {cfg['data']['streams']}")
+    cfg = upgrade_file(args.old, args.new)
+    print(f"wrote {args.new}: model {cfg['model']['name']}, task {cfg['task']['name']}, streams "
+          f"{cfg['data']['streams']}")
     return 0
 
 
@@ -180,55 +183,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.score import parse_tiou, score_file
     from .tasks import get_task
 
+    given = {"tiou": parse_tiou(args.tiou) if args.tiou else None, "clean_gt": args.clean_gt,
+             "restrict_to_subset": args.restrict_to_subset or None, "frame_map": args.frame_map,
+             "action_conditional": args.action_conditional, "topk": args.topk}
     task, result = score_file(args.annotations, args.predictions, args.split, task=args.task, dataset=args.dataset,
-                              tiou=parse_tiou(args.tiou) if args.tiou else None, clean_gt=args.clean_gt,
-                              restrict_to_subset=args.restrict_to_subset, frame_map=args.frame_map,
-                              action_conditional=args.action_conditional)
-    if task != "segments":
-        print(json.dumps(result, indent=2) if args.json else get_task(task).headline(result))
-        return 0
-    for note in result.notes:
+                              settings={k: v for k, v in given.items() if v is not None})
+    for note in result.pop("notes", []):
         print(f"warning: {note}", file=sys.stderr)
-    if args.json:
-        out = result.to_json()
-        print(json.dumps({"mAP": out["mAP"], "average": out["average"], "protocol": out["protocol"],
-                          "per_class_ap": out["per_class_ap"]}, indent=2))
-        return 0
-    print(f"protocol: {result.protocol}; subset {args.split!r}; {len(result.classes)} classes")
-    print("class".ljust(28) + "".join(f"{t:>8.2f}" for t in result.tiou))
-    for i, name in enumerate(result.classes):
-        print(name[:27].ljust(28) + "".join(f"{100 * a:8.2f}" for a in result.ap[:, i]))
-    print("mAP".ljust(28) + "".join(f"{100 * m:8.2f}" for m in result.map) + f"   average {100 * result.average:.2f}")
+    print(json.dumps(result, indent=2) if args.json else f"subset {args.split!r}: {get_task(task).report(result)}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from extract.annotations import load_annotations
 
-    from .plot import plot_frame_scores, plot_timeline
+    from .tasks import get_task, task_for_predictions
 
     formats = _image_formats()
     if Path(args.out).suffix.lstrip(".").lower() not in formats:
         raise DetectError(f"--out {args.out}: the file name must end in one of .{', .'.join(sorted(formats))}")
     gt = load_annotations(args.annotations).database
     entry = gt[args.video].to_dict() if args.video in gt else {}
-    if Path(args.detections).suffix == ".npz":  # dense predictions: per-frame score curves
-        from .tasks.dense import read_frame_predictions
-
-        predictions, classes = read_frame_predictions(args.detections)
-        if args.video not in predictions:
-            raise DetectError(f"video {args.video!r} is not in {args.detections}")
-        out = plot_frame_scores(args.video, entry.get("annotations", []), predictions[args.video]["scores"],
-                                predictions[args.video]["times"], classes, args.out)
-    else:
-        from .engine.score import read_json
-
-        dets = read_json(Path(args.detections))
-        results = dets.get("results", dets)
-        if args.video not in gt and args.video not in results:
-            raise DetectError(f"video {args.video!r} is in neither {args.annotations} nor {args.detections}")
-        out = plot_timeline(args.video, entry.get("annotations", []), results.get(args.video, []), args.out,
-                            entry.get("duration"), args.top)
+    task = get_task(task_for_predictions(args.detections))
+    predictions, classes = task.read_predictions(Path(args.detections))
+    if args.video not in gt and args.video not in predictions:
+        raise DetectError(f"video {args.video!r} is in neither {args.annotations} nor {args.detections}")
+    out = task.plot(args.video, entry, predictions.get(args.video), classes, Path(args.out), top=args.top)
     print(f"wrote {out}")
     return 0
 
@@ -292,9 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dense: merge runs at most this many steps apart (default 0)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_infer)
-    p = _command(sub, "upgrade", "rewrite a checkpoint of the layout before the model registry")
-    p.add_argument("old", help="best.pt or last.pt written before model.name existed")
-    p.add_argument("new", help="where to write the upgraded checkpoint")
+    p = _command(sub, "upgrade", "rewrite a checkpoint or config of an earlier layout in today's")
+    p.add_argument("old", help="best.pt / last.pt, or a .yaml config, written before the task section (or before "
+                               "model.name)")
+    p.add_argument("new", help="where to write the upgraded checkpoint or config")
     p.set_defaults(func=cmd_upgrade)
     p = _command(sub, "models", "list the registered models: task, input streams, parameters")
     p.add_argument("--json", action="store_true")
@@ -305,16 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help='detections JSON {"results": {video: [{label, score, segment}]}}, or a dense .npz / clips '
                         'JSON written by train or infer')
     p.add_argument("--split", default="test", help="subset to evaluate (default test)")
-    p.add_argument("--task", choices=("segments", "dense", "clips"),
-                   help="default: the --dataset card's, else from the file (.npz: dense)")
+    p.add_argument("--task", help="segments, dense or clips (default: the --dataset card's, else the file's format)")
     p.add_argument("--dataset", help="dataset card: task, thresholds and protocol")
-    p.add_argument("--tiou", help="segments: comma-separated thresholds (default: the card's, else 0.5:0.05:0.95)")
-    p.add_argument("--clean-gt", action="store_true", help="segments: drop duplicate and zero-length ground truth")
+    p.add_argument("--tiou", help="segments: comma-separated thresholds (default: the card's, else 0.3:0.1:0.7)")
+    p.add_argument("--clean-gt", action=argparse.BooleanOptionalAction, default=None,
+                   help="segments: merge overlapping ground truth first (default: the card's protocol, else on)")
     p.add_argument("--restrict-to-subset", action="store_true",
                    help="segments: ignore predictions on videos outside --split")
-    p.add_argument("--frame-map", choices=("full", "sampled-25"), help="dense: per-frame mAP mode (default: card's)")
+    p.add_argument("--frame-map", help="dense: per-frame mAP mode, full or sampled-25 (default: the card's, else full)")
     p.add_argument("--action-conditional", type=_int_list, metavar="TAUS",
                    help="dense: also MLAD's action-conditional metrics at these offsets, e.g. 0,20,40")
+    p.add_argument("--topk", type=_int_list, metavar="KS", help="clips: accuracies to report (default 1,5)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
     p = _command(sub, "plot", "draw ground truth and detections (or per-frame scores) of one video")

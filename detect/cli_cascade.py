@@ -1,5 +1,5 @@
 """``python -m detect cascade`` and ``cascade-windows``: the two-stage cascade's commands
-(:mod:`detect.engine.cascade` holds the logic)."""
+(:mod:`detect.tasks.segments.cascade` holds the logic)."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +38,7 @@ def cmd_cascade(args: argparse.Namespace) -> int:
 
     from .data.streams import StreamSet
     from .engine import inference_run, load_trained
-    from .engine.cascade import detected_events, ground_truth_events, run_cascade, save_detections
+    from .tasks.segments.cascade import detected_events, ground_truth_events, run_cascade, save_detections
     from .engine.run import default_device, predict_videos
 
     device = default_device()
@@ -79,7 +79,7 @@ def cmd_cascade(args: argparse.Namespace) -> int:
 
 
 def cmd_windows(args: argparse.Namespace) -> int:
-    from .engine.cascade import write_windows
+    from .tasks.segments.cascade import write_windows
 
     streams = _streams(args.stream)
     if not streams:

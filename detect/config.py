@@ -1,11 +1,16 @@
 """Run configs: YAML files mapped onto typed dataclasses, with ``key=value`` overrides.
 
 ``model.name`` picks a registered model and with it the dataclass the rest of ``model`` must
-fit (:mod:`detect.models`); ``data.streams`` names the stores each input stream reads; the
-dataset card's ``task`` (or ``data.task``) picks the task, and a model that does not solve it
-is an error here. Every key must exist in the dataclasses: a misspelt or unused key is an
-error, never silently ignored. Overrides use dotted paths and YAML values: ``optim.lr=2e-4``,
-``model.backbone.drop_path=0.2``, ``data.streams.features=[a,b]``.
+fit (:mod:`detect.models`); ``task.name`` (default: the dataset card's task, else the model's)
+picks the task and with it the dataclass of the ``task:`` section (:mod:`detect.tasks`);
+``data.streams`` names the stores each input stream reads. A model must return the task's
+output type. Every key must exist in the dataclasses: a misspelt or unused key is an error,
+never silently ignored. Overrides use dotted paths and YAML values: ``optim.lr=2e-4``,
+``model.backbone.drop_path=0.2``, ``task.postprocess.max_seg_num=100``.
+
+The dataset card (``data.dataset``) is read here and only here: it fills the task's
+evaluation protocol, the splits and the class list the annotations are checked against,
+wherever the config leaves them unset.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from extract.registry import RegistryError
 
 from .errors import ConfigError
 from .models import model_entry
+from .tasks import TASKS, get_task, task_for_card
 
 
 def _at_least(cfg: Any, **bounds: float) -> None:
@@ -34,18 +40,13 @@ def _at_least(cfg: Any, **bounds: float) -> None:
 class DataConfig:
     streams: dict[str, list[str]]           # stream name -> stores (features of several are concatenated)
     annotations: str
-    dataset: str | None = None              # card id: task, default splits, evaluation protocol
-    task: str | None = None                 # None: the card's, else the model's
+    dataset: str | None = None              # card id: the task, its protocol, splits and class list
     train_split: str | None = None          # None: the card's
     val_split: str | None = None
     val_holdout: float | None = None        # validate on this fraction of train_split (fixed by video id)
     test_split: str | None = None
+    card_classes: list[str] | None = None   # labels the annotations may use; None: the card's (if it lists them)
     max_seq_len: int = 2304
-    trunc_thresh: float = 0.5
-    crop_ratio: list[float] | None = field(default_factory=lambda: [0.9, 1.0])
-    downsample_rate: int = 1
-    resize_to: int | None = None            # linearly resize every video to this many steps (ActivityNet: 192)
-    class_agnostic: bool = False            # one "action" class; names come from eval.ext_score_file
     classes: list[str] | None = None        # keep only these classes (training and evaluation), e.g. [AllTime]
     num_workers: int = 4
     skip_corrupt: bool = False              # training replaces a video failing its checksum by the next, loudly
@@ -61,7 +62,7 @@ class DataConfig:
                 raise ValueError(f"streams.{name} must be a store path or a list of them, got {paths!r} ({example})")
             streams[name] = list(paths)
         self.streams = streams
-        _at_least(self, max_seq_len=1, num_workers=0, downsample_rate=1)
+        _at_least(self, max_seq_len=1, num_workers=0)
 
 
 @dataclass
@@ -90,31 +91,21 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
-    tiou: list[float] | None = None         # segments: None is the card's
-    clean_gt: bool | None = None            # None: the card's protocol
+    """When and how validation runs; what it measures is the task's (``task:``)."""
+
     every: int = 1
     start_epoch: int = 0
     batch_size: int = 4
-    ext_score_file: str | None = None       # video-level class probabilities to label class-agnostic segments
-    fusion_topk: int = 2
-    fusion_mode: str = "sqrt"               # sqrt(p_cls * p_seg) (ActionMamba) or product (ActionFormer)
-    frame_map: str | None = None            # dense: "full" or "sampled-25"; None is the card's mode
-    aux_weight: float = 0.5                 # dense: weight of each deep-supervision output's loss
-    action_conditional: list[int] = field(default_factory=list)  # dense: MLAD offsets tau, e.g. [0, 20, 40]
-    label_smoothing: float = 0.0            # clips: cross-entropy label smoothing
 
     def __post_init__(self) -> None:
-        _at_least(self, every=1, batch_size=1, fusion_topk=1, aux_weight=0, label_smoothing=0)
-        if self.frame_map not in (None, "full", "sampled-25"):
-            raise ValueError(f"frame_map must be 'full' or 'sampled-25', got {self.frame_map!r}")
-        if self.fusion_mode not in ("sqrt", "product"):
-            raise ValueError(f"fusion_mode must be 'sqrt' or 'product', got {self.fusion_mode!r}")
+        _at_least(self, every=1, batch_size=1)
 
 
 @dataclass
 class RunConfig:
     model: Any                              # the registered model's config dataclass (model.name)
     data: DataConfig
+    task: Any = None                        # the task's config dataclass (task.name); load_config fills it
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output: str = "runs/default"
@@ -183,8 +174,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if cls is RunConfig and name == "model":
-            hint = _model_class(value)
+        if cls is RunConfig and name in NAMED:
+            hint, value = NAMED[name](value), {k: v for k, v in value.items() if k != "name"}
         target = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
         at = f"{where}.{name}".lstrip(".")
         if dataclasses.is_dataclass(target):
@@ -200,10 +191,6 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: {exc}") from None
 
 
-OLD_BACKBONES = {"transformer": "actionformer", "mamba-dbm": "actionmamba-dbm", "mamba-vim": "actionmamba-vim",
-                 "conv": "actionformer-conv"}
-
-
 def _model_class(section: Any) -> type:
     """The config dataclass of the model that ``section`` names."""
     if not isinstance(section, dict):
@@ -216,23 +203,59 @@ def _model_class(section: Any) -> type:
         raise ConfigError(f"model.name: {exc}") from None
 
 
+def _task_class(section: Any) -> type:
+    """The config dataclass of the task that ``section`` names (load_config has named it)."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"task: expected a mapping, got {section!r}")
+    try:
+        return get_task(section["name"]).config
+    except RegistryError as exc:
+        raise ConfigError(f"task.name: {exc}") from None
+
+
+NAMED = {"model": _model_class, "task": _task_class}   # sections whose ``name`` picks their dataclass
+
+OLD_BACKBONES = {"transformer": "actionformer", "mamba-dbm": "actionmamba-dbm", "mamba-vim": "actionmamba-vim",
+                 "conv": "actionformer-conv"}
+# Before the task had a section of its own (commit c3ce18b), each task read its settings from
+# these keys of the model, data and eval sections (and data.task named the task).
+MOVED_TO_TASK = {
+    "segments": {"model": ("center_sample_radius", "loss_weight", "init_loss_norm", "label_smoothing", "postprocess"),
+                 "data": ("trunc_thresh", "crop_ratio", "downsample_rate", "resize_to", "class_agnostic"),
+                 "eval": ("tiou", "clean_gt", "ext_score_file", "fusion_topk", "fusion_mode")},
+    "dense": {"eval": ("frame_map", "aux_weight", "action_conditional")},
+    "clips": {"eval": ("label_smoothing",)},
+}
+
+
+def moved_keys(data: dict[str, Any]) -> list[str]:
+    """The keys of ``data`` (a raw config) that belong in its ``task:`` section today."""
+    keys = {("data", "task")} | {(section, key) for sections in MOVED_TO_TASK.values()
+                                 for section, names in sections.items() for key in names}
+    return [f"{section}.{key}" for section, key in sorted(keys)
+            if isinstance(data.get(section), dict) and key in data[section]]
+
+
 def _check_layout(data: dict[str, Any]) -> None:
-    """Refuse a config of the layout before the model registry, saying what to change."""
+    """Refuse a config of an earlier layout, saying what to change."""
     model, section = data.get("model"), data.get("data")
     backbone = model.get("backbone") if isinstance(model, dict) else None
     old = backbone.get("name") if isinstance(backbone, dict) and "name" not in model else None
     stores = isinstance(section, dict) and "stores" in section
-    if not old and not stores:
-        return
-    edits = []
-    if old:
-        edits.append(f"replace model.backbone.name: {old} by model.name: {OLD_BACKBONES.get(old, '...')} and move "
-                     f"model.backbone.mamba.* up into model.backbone")
-    if stores:
-        edits.append("write data.stores: [...] as data.streams: {features: [...]} (stores of one stream are "
-                     "concatenated on channels)")
-    raise ConfigError(f"this config has the layout before the model registry: {'; '.join(edits)}. A checkpoint of "
-                      f"that layout converts with `python -m detect upgrade OLD.pt NEW.pt`")
+    upgrade = "`python -m detect upgrade OLD NEW` converts a config (.yaml) or a checkpoint (.pt)"
+    if old or stores:
+        edits = []
+        if old:
+            edits.append(f"replace model.backbone.name: {old} by model.name: {OLD_BACKBONES.get(old, '...')} and "
+                         f"move model.backbone.mamba.* up into model.backbone")
+        if stores:
+            edits.append("write data.stores: [...] as data.streams: {features: [...]} (stores of one stream are "
+                         "concatenated on channels)")
+        raise ConfigError(f"this config has the layout before the model registry: {'; '.join(edits)}. {upgrade}")
+    moved = moved_keys(data)
+    if moved:
+        raise ConfigError(f"this config has the layout before the task section: {', '.join(moved)} moved to task.* "
+                          f"(data.task to task.name). {upgrade}")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -250,6 +273,62 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def read_card(dataset: str | None):
+    """The dataset card ``dataset`` (None without one); the one place ``detect`` reads cards."""
+    if not dataset:
+        return None
+    from extract.cards import CardError, load_card
+
+    try:
+        return load_card(dataset)
+    except CardError as exc:
+        raise ConfigError(f"data.dataset: {exc}") from None
+
+
+def task_section(name: str | None, card, given: dict[str, Any], default: str | None = None) -> dict[str, Any]:
+    """A ``task:`` section: ``given`` on top of what the card says for its task. The task is
+    ``name``, else the card's, else ``default`` (the model's)."""
+    if name is None:
+        name = task_for_card(card.task) if card is not None else default
+    if name is None:
+        raise ConfigError("task.name is missing: name the task or data.dataset")
+    task = get_task(name) if name in TASKS else None
+    from_card = task.config.card_defaults(card.evaluation) if task and card and card.task == task.card_task else {}
+    return {"name": name, **from_card, **given}
+
+
+def task_settings(name: str | None, dataset: str | None, given: dict[str, Any]) -> Any:
+    """A task's config dataclass from its card and ``given`` settings (``detect evaluate``)."""
+    section = task_section(name, read_card(dataset), given)
+    return _build(_task_class(section), {k: v for k, v in section.items() if k != "name"}, "task")
+
+
+def _fill_from_card(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the task section named and, where unset, the card's protocol, splits and classes."""
+    section = data.get("data")
+    card = read_card(section.get("dataset")) if isinstance(section, dict) else None
+    given = data.get("task") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"task: expected a mapping, got {given!r}")
+    given = dict(given)
+    model_task = None
+    if "name" not in given and card is None:
+        _model_class(data.get("model"))
+        model_task = model_entry(data["model"]["name"]).task
+    out = {**data, "task": task_section(given.pop("name", None), card, given, model_task)}
+    if card is not None:
+        filled = dict(section)
+        for split in ("train", "val", "test"):
+            if filled.get(f"{split}_split") is None:
+                filled[f"{split}_split"] = card.splits[split]
+        if filled.get("val_holdout") is None and card.splits.get("val_holdout") is not None:
+            filled["val_holdout"] = card.splits["val_holdout"]
+        if filled.get("card_classes") is None and card.classes:
+            filled["card_classes"] = list(card.classes)
+        out["data"] = filled
+    return out
+
+
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None) -> RunConfig:
     """A :class:`RunConfig` from a YAML file (or ``base``), with ``key=value`` overrides."""
     data = dict(base or {})
@@ -260,48 +339,46 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[s
             raise ConfigError(f"cannot read config {path}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping of sections, got {type(data).__name__}")
     data = apply_overrides(data, list(overrides))
     _check_layout(data)
+    data = _fill_from_card(data)
+    check_contract(data["model"]["name"], data["task"]["name"], (data.get("data") or {}).get("dataset"))
     cfg = _build(RunConfig, data, "")
-    check_task(cfg)
+    check_streams(cfg)
     return cfg
 
 
-def task_name(cfg: RunConfig) -> str:
-    """The run's task: ``data.task``, else the dataset card's, else the model's."""
-    if cfg.data.task:
-        return cfg.data.task
-    if cfg.data.dataset:
-        from extract.cards import load_card
+def check_contract(model: str, task_name: str, dataset: str | None = None) -> None:
+    """Model ``model`` keeps the contract of task ``task_name``: it returns the task's output
+    type and its config has the fields the task reads. Checked before any section is built, so
+    a mismatch is named as such, not as a key the other task's section lacks."""
+    entry, task = model_entry(model), get_task(task_name)
+    source = f"dataset {dataset!r}" if dataset else "task.name"
+    solves = entry.task  # a model that does not say what it returns is named here
+    if not issubclass(entry.output, task.output):
+        raise ConfigError(f"model {entry.name!r} solves the {solves!r} task (it returns {entry.output.__name__}), "
+                          f"but {source} is a {task.name!r} task, which reads {task.output.__name__}")
+    fields = {f.name for f in dataclasses.fields(entry.config)}
+    lacking = [f for f in task.model_fields if f not in fields]
+    if lacking:
+        raise ConfigError(f"model {entry.name!r}: its config has no {', '.join(lacking)}, which the {task.name!r} "
+                          f"task reads")
 
-        from .tasks import task_for_card
 
-        return task_for_card(load_card(cfg.data.dataset).task)
-    return model_entry(cfg.model.name).task
-
-
-def check_task(cfg: RunConfig) -> None:
-    """The model must solve the run's task and find the streams it reads; options of other
-    tasks must keep their defaults (they would be silently ignored)."""
-    from .tasks import TASKS
-
-    entry, task = model_entry(cfg.model.name), task_name(cfg)
-    if task not in TASKS:
-        raise ConfigError(f"data.task: unknown task {task!r}; known: {', '.join(TASKS)}")
-    if entry.task != task:
-        source = f"dataset {cfg.data.dataset!r}" if cfg.data.dataset and not cfg.data.task else "data.task"
-        raise ConfigError(f"model {entry.name!r} solves the {entry.task!r} task, but {source} is a {task!r} task")
+def check_streams(cfg: RunConfig) -> None:
+    """The streams the model reads are in ``data.streams``."""
+    entry = model_entry(cfg.model.name)
     missing = [s for s in entry.streams if s not in cfg.data.streams]
     if missing:
         raise ConfigError(f"model {entry.name!r} reads streams {list(entry.streams)}, but data.streams has no "
                           f"{missing} (it has {sorted(cfg.data.streams)})")
-    defaults = {"data": DataConfig(streams={"x": ["x"]}, annotations=""), "eval": EvalConfig()}
-    for other, task_class in TASKS.items():
-        for key in sorted(task_class.options - TASKS.get(task).options):
-            section, name = key.split(".")
-            if getattr(getattr(cfg, section), name) != getattr(defaults[section], name):
-                raise ConfigError(f"{key} applies to the {other!r} task only; this run is a {task!r} task")
 
 
-def to_dict(cfg: Any) -> Any:
-    return dataclasses.asdict(cfg)
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The config as plain data (checkpoints, ``config.yaml``): what :func:`load_config` reads back."""
+    out = dataclasses.asdict(cfg)
+    for section in NAMED:
+        out[section] = {"name": getattr(cfg, section).name, **out[section]}
+    return out

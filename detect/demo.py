@@ -103,7 +103,8 @@ def demo_config(store: Path, annotations: Path, output: Path) -> dict[str, Any]:
                      "num_workers": 0},
             "optim": {"lr": 1e-3, "epochs": 40, "warmup_epochs": 2, "batch_size": 2, "ema_decay": 0.9,
                       "weight_decay": 0.05},
-            "eval": {"tiou": [0.3, 0.5, 0.7], "every": 5, "clean_gt": False},
+            "task": {"tiou": [0.3, 0.5, 0.7], "clean_gt": False},
+            "eval": {"every": 5},
             "output": str(output), "seed": 0, "log_every": 20}
 
 

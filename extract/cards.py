@@ -14,9 +14,15 @@ from typing import Any
 
 from .errors import ExtractError
 
-TASKS = ("segment-detection", "dense-detection", "clip-classification")
-METRICS = {"segment-detection": "detection-map", "dense-detection": "frame-map",
-           "clip-classification": "topk-accuracy"}
+
+
+def card_metrics() -> dict[str, str]:
+    """The cards' task names and each one's metric, from the task registry (``detect.tasks``):
+    a new task's cards are valid once the task is registered."""
+    from detect.tasks import TASKS
+
+    return {task.card_task: task.card_metric for _, task in TASKS.items()}
+
 PROTOCOLS = ("clean-gt", "official")
 FRAME_MAP_MODES = ("full", "sampled-25")
 
@@ -102,8 +108,9 @@ def _require(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 
 def _validate_evaluation(ev: dict[str, Any], task: str, where: str) -> None:
     metric = _require(ev, "metric", str, where)
-    if metric != METRICS[task]:
-        raise CardError(f"{where}: metric of a {task} dataset is {METRICS[task]!r}, not {metric!r}")
+    expected = card_metrics()[task]
+    if metric != expected:
+        raise CardError(f"{where}: metric of a {task} dataset is {expected!r}, not {metric!r}")
     if metric == "detection-map":
         tiou = _require(ev, "tiou", list, where)
         if not tiou or not all(isinstance(t, (int, float)) and 0 < t < 1 for t in tiou):
@@ -149,8 +156,8 @@ def parse_card(d: Any, source: str) -> DatasetCard:
     for key, kind in [("id", str), ("name", str), ("task", str), ("num_classes", int), ("native_fps", (int, float, str)),
                       ("splits", dict), ("evaluation", dict), ("annotations", dict), ("access", dict)]:
         _require(d, key, kind, source)
-    if d["task"] not in TASKS:
-        raise CardError(f"{source}: 'task' must be one of {TASKS}, got {d['task']!r}")
+    if d["task"] not in card_metrics():
+        raise CardError(f"{source}: 'task' must be one of {tuple(card_metrics())}, got {d['task']!r}")
     if isinstance(d["native_fps"], str) and d["native_fps"] != "varies":
         raise CardError(f"{source}: 'native_fps' must be a number or 'varies'")
     classes = d.get("classes")

@@ -29,8 +29,11 @@ class Registry(Generic[T]):
         return entry
 
     def register(self, name: str, make_entry: Callable[[object], T] | None = None) -> Callable:
-        """Decorator: registers ``make_entry(obj)`` (or ``obj`` itself) under ``name``; returns ``obj``."""
+        """Decorator: registers ``make_entry(obj)`` (or ``obj`` itself) under ``name``; returns ``obj``.
+        A class registered as itself is named here (``cls.name``), so it never spells its name twice."""
         def decorate(obj):
+            if make_entry is None and isinstance(obj, type):
+                obj.name = name
             self.add(name, make_entry(obj) if make_entry else obj)
             return obj
         return decorate

@@ -52,7 +52,8 @@ def tiny_config(store, ann, output, model="actionmamba-dbm", epochs=13, **extra)
                  "num_workers": 0},
         "optim": {"lr": 3e-3, "epochs": epochs, "warmup_epochs": 1, "batch_size": 4, "amp": "none",
                   "weight_decay": 0.01},
-        "eval": {"tiou": [0.3, 0.5, 0.7], "every": 4},
+        "task": {"tiou": [0.3, 0.5, 0.7]},
+        "eval": {"every": 4},
         "output": str(output), "seed": 0, "log_every": 5,
     }
     for key, value in extra.items():

@@ -10,9 +10,9 @@ from detect.config import load_config
 from detect.data.streams import StreamSet
 from detect.data.synthetic import write_two_modality_dataset
 from detect.engine import train
-from detect.engine.cascade import centred_window, event_windows, run_cascade, window_steps, write_windows
-from detect.models.outputs import DetectorOutput
-from detect.models.targets import make_points
+from detect.tasks.segments.cascade import centred_window, event_windows, run_cascade, window_steps, write_windows
+from detect.outputs import DetectorOutput
+from detect.outputs import make_points
 from extract.annotations import load_annotations
 from extract.store import SnippetGrid, open_store
 

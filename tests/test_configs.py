@@ -22,7 +22,7 @@ def test_config_builds(path):
     model = create_model(cfg.model)
     if hasattr(model, "strides"):  # a segment detector: one regression range per pyramid level
         assert len(model.strides) == len(cfg.model.regression_range)
-    if cfg.data.class_agnostic:
+    if getattr(cfg.task, "class_agnostic", False):
         assert cfg.model.num_classes == 1
 
 

@@ -6,10 +6,11 @@ import torch
 import torchvision
 
 from detect.models import create_model, model_config
-from detect.models.layers import LayerNorm
-from detect.models.losses import diou_loss_1d, sigmoid_focal_loss
-from detect.models.postprocess import fuse_class_scores, segment_iou, soft_nms, vote_boundaries
-from detect.models.targets import assign_targets, make_points
+from detect.layers.masked import LayerNorm
+from detect.tasks.segments.losses import diou_loss_1d, sigmoid_focal_loss
+from detect.tasks.segments.postprocess import fuse_class_scores, segment_iou, soft_nms, vote_boundaries
+from detect.tasks.segments.targets import assign_targets
+from detect.outputs import make_points
 
 
 def test_points_and_ranges():

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from detect.models import mamba
-from detect.models.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reverse_within
+from detect.layers.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reverse_within
 
 
 def _count(m):

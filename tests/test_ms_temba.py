@@ -47,7 +47,7 @@ def context_run(root, model, **fields):
     cfg["model"]["num_classes"] = 4
     cfg["data"]["max_seq_len"] = 256
     cfg["optim"].update(epochs=30, lr=1e-2)
-    cfg["eval"]["aux_weight"] = 0.3
+    cfg["task"] = {"aux_weight": 0.3}
     return cfg
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from detect.models import create_model
-from detect.models.msf import ASWM, MCFM, MSFConfig, MSFFusion, frame_difference
+from detect.layers.msf import ASWM, MCFM, MSFConfig, MSFFusion, frame_difference
 
 
 def test_central_frame_difference_by_hand():

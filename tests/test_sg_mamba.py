@@ -10,7 +10,7 @@ from detect.data.synthetic import write_two_modality_dataset
 from detect.engine import train
 from detect.errors import DataError
 from detect.models import create_model
-from detect.models.cross_mamba import CCMFusion, CrossMamba
+from detect.layers.cross_mamba import CCMFusion, CrossMamba
 from extract.store import SnippetGrid
 
 
@@ -120,7 +120,7 @@ def two_modality_run(root, towers, epochs=32):
                      "max_seq_len": 128, "num_workers": 0},
             "optim": {"lr": 3e-3, "epochs": epochs, "warmup_epochs": 1, "batch_size": 4, "amp": "none",
                       "weight_decay": 0.01, "ema_decay": 0.9},
-            "eval": {"tiou": [0.3, 0.5, 0.7], "every": 4}, "output": str(root / towers), "seed": 0, "log_every": 20}
+            "task": {"tiou": [0.3, 0.5, 0.7]}, "eval": {"every": 4}, "output": str(root / towers), "seed": 0, "log_every": 20}
 
 
 @pytest.mark.timeout(900)  # three short trainings: about 100 s on 2 cores

@@ -11,7 +11,7 @@ pytest.importorskip("triton")
 
 SCRIPT = textwrap.dedent("""
     import torch
-    from detect.models.postprocess import soft_nms_rounds
+    from detect.tasks.segments.postprocess import soft_nms_rounds
     from detect.ops.soft_nms_triton import soft_nms_rows
 
     g = torch.Generator().manual_seed(0)

@@ -71,7 +71,7 @@ def test_dense_task_trains_a_per_frame_model_and_infers(planted, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "detect", "evaluate", "--annotations", str(ann), "--predictions",
                            str(tmp_path / "segs.json"), "--split", "testing", "--tiou", "0.3,0.5", "--json"],
                           capture_output=True, text=True)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["average"] > 0.5, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and json.loads(proc.stdout)["average_mAP"] > 0.5, proc.stdout + proc.stderr
 
 
 def test_frames_to_segments_hand_made():
@@ -122,8 +122,8 @@ def test_a_card_of_another_task_with_the_wrong_model_fails_in_one_line(planted, 
     proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("error: model 'frame-conv' solves the 'dense' task, but dataset 'thumos14' is a "
-                                   "'segments' task")
+    assert proc.stderr.strip() == ("error: model 'frame-conv' solves the 'dense' task (it returns FrameOutput), but "
+                                   "dataset 'thumos14' is a 'segments' task, which reads DetectorOutput")
 
 
 def test_evaluate_dispatches_on_the_predictions_file(planted, tmp_path):
@@ -161,13 +161,13 @@ def test_a_missing_store_is_one_line(planted, tmp_path):
 def test_an_option_of_another_task_is_an_error_not_ignored(planted, tmp_path):
     store, ann = planted
     cfg = task_config(store, ann, tmp_path / "run", "frame-conv")
-    cfg["data"]["resize_to"] = 100
-    with pytest.raises(ConfigError, match="data.resize_to applies to the 'segments' task only; this run is a 'dense'"):
+    cfg["task"] = {"resize_to": 100}
+    with pytest.raises(ConfigError, match=r"task: unknown keys \['resize_to'\]"):
         load_config(None, base=cfg)
     cfg = task_config(store, ann, tmp_path / "run", "clip-pool")
-    cfg["eval"]["frame_map"] = "sampled-25"
-    with pytest.raises(ConfigError, match="eval.frame_map applies to the 'dense' task only"):
+    cfg["task"] = {"frame_map": "sampled-25"}
+    with pytest.raises(ConfigError, match=r"task: unknown keys \['frame_map'\]"):
         load_config(None, base=cfg)
-    cfg["eval"]["frame_map"] = None
-    cfg["eval"]["label_smoothing"] = 0.1
-    assert load_config(None, base=cfg).eval.label_smoothing == 0.1
+    cfg["task"] = {"label_smoothing": 0.1}
+    loaded = load_config(None, base=cfg)
+    assert loaded.task.name == "clips" and loaded.task.label_smoothing == 0.1

@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.mark.parametrize("name", ["actionformer", "actionmamba-dbm"])
 def test_an_old_checkpoint_upgrades_and_gives_the_same_outputs(name, tmp_path):
     old = FIXTURES / f"pre_registry_{name}.pt"
-    with pytest.raises(ConfigError, match="python -m detect upgrade OLD.pt NEW.pt"):
+    with pytest.raises(ConfigError, match="python -m detect upgrade OLD NEW"):
         load_trained(str(old))
     new = tmp_path / "best.pt"
     proc = subprocess.run([sys.executable, "-m", "detect", "upgrade", str(old), str(new)], capture_output=True,

@@ -54,7 +54,7 @@ class SegmentDataset(StreamDataset):
         grid, n = item.grid, self.resize_to
         not_features = [name for name, x in item.streams.items() if x.ndim != 2]
         if not_features:
-            raise DataError(f"data.resize_to resizes (C, T) features only, not streams {not_features}")
+            raise DataError(f"task.resize_to resizes (C, T) features only, not streams {not_features}")
         step = ((item.length - 1) * grid.stride + grid.window) / n
         resized = SnippetGrid(window=step, stride=step, fps=grid.fps, num_snippets=n, offset=grid.offset)
         segments = item.targets["segments"]

@@ -1,4 +1,4 @@
-"""Which videos train, validate and test: the config's splits, else the dataset card's."""
+"""Which videos train, validate and test: the config's splits (the dataset card's where unset)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,16 +14,12 @@ def holdout_fraction(video_id: str) -> float:
 
 
 def resolve_splits(data, annotations: AnnotationSet) -> dict[str, list[str]]:
-    """Video ids of ``train``, ``val`` and ``test`` for a :class:`DataConfig`. When validation
-    draws on the training split (``val_holdout``), a fixed fraction of its videos (by id hash)
-    is held out of training."""
-    card = None
-    if data.dataset:
-        from extract.cards import load_card
-
-        card = load_card(data.dataset)
-    split = {k: getattr(data, f"{k}_split") or (card.splits[k] if card else None) for k in ("train", "val", "test")}
-    holdout = data.val_holdout if data.val_holdout is not None else (card.splits.get("val_holdout") if card else None)
+    """Video ids of ``train``, ``val`` and ``test`` for a :class:`DataConfig` (whose unset splits
+    :func:`detect.config.load_config` took from the dataset card). When validation draws on the
+    training split (``val_holdout``), a fixed fraction of its videos (by id hash) is held out of
+    training."""
+    split = {k: getattr(data, f"{k}_split") for k in ("train", "val", "test")}
+    holdout = data.val_holdout
     if split["train"] is None:
         raise ConfigError("no training split: set data.train_split or data.dataset")
     train = sorted(annotations.subset(split["train"]))

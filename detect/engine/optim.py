@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from ..models.layers import AffineDropPath, LayerNorm, Scale
+from ..layers.masked import AffineDropPath, LayerNorm, Scale
 
 NO_DECAY_MODULES = (LayerNorm, nn.LayerNorm, Scale, AffineDropPath)
 

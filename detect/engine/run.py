@@ -10,7 +10,7 @@ from torch import nn
 
 from extract.annotations import AnnotationSet, VideoAnnotations, load_annotations
 
-from ..config import RunConfig, load_config, task_name
+from ..config import RunConfig, load_config
 from ..errors import CheckpointError, ConfigError, DataError, DetectError
 from ..data.splits import resolve_splits
 from ..data.streams import StreamSet
@@ -44,11 +44,7 @@ def check_annotations(cfg: RunConfig, annotations: AnnotationSet, video_ids: set
     """``extract annotations check`` on the run's videos; its errors stop the run."""
     from extract.annotations.check import check
 
-    classes = None
-    if cfg.data.dataset:
-        from extract.cards import load_card
-
-        classes = load_card(cfg.data.dataset).classes
+    classes = cfg.data.card_classes
     used = AnnotationSet({vid: annotations.database[vid] for vid in sorted(video_ids)}, annotations.classes)
     errors = [str(f) for f in check(used, classes=classes, task=card_task) if f.level == "error"]
     if errors:
@@ -61,7 +57,7 @@ def prepare(cfg: RunConfig) -> Run:
     """Annotations (checked), streams, the task and its splits."""
     annotations = load_annotations(cfg.data.annotations)
     streams = StreamSet.open(cfg.data.streams)
-    task = get_task(task_name(cfg))(cfg, annotations, streams)
+    task = get_task(cfg.task.name)(cfg, annotations, streams)
     splits = resolve_splits(cfg.data, annotations)
     check_annotations(cfg, annotations, set().union(*splits.values()), task.card_task)
     check_channels(cfg, streams, splits["train"][0])
@@ -149,8 +145,8 @@ def inference_run(cfg: RunConfig, stores: list[str] | None = None, annotations: 
         ids = streams.ids
         database = {vid: known.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None)
                     for vid in ids}
-        task = get_task(task_name(cfg))(cfg, AnnotationSet(database, known.classes), streams)
+        task = get_task(cfg.task.name)(cfg, AnnotationSet(database, known.classes), streams)
         return Run(cfg, task, {"all": ids})
-    run = Run(cfg, get_task(task_name(cfg))(cfg, known, streams), resolve_splits(cfg.data, known))
+    run = Run(cfg, get_task(cfg.task.name)(cfg, known, streams), resolve_splits(cfg.data, known))
     run.video_ids(split)  # a split without videos is an error here, before any model runs
     return run

@@ -1,7 +1,13 @@
-"""Checkpoints written before the model registry (``model.backbone.name``, ``data.stores``) into
-today's layout: ``python -m detect upgrade OLD.pt NEW.pt``.
+"""Configs and checkpoints of earlier layouts into today's: ``python -m detect upgrade OLD NEW``
+(``.pt`` checkpoints, ``.yaml`` configs).
 
-What changed: ``optim.epochs`` counts the warm-up epochs; the model is named (``model.name``) and its backbone config holds only the options
+Before the task section (commit c3ce18b and earlier): the task's settings lived on the model
+(``center_sample_radius``, ``loss_weight``, ``init_loss_norm``, ``label_smoothing``,
+``postprocess``), on ``data`` (``task``, crops, ``class_agnostic``) and on ``eval`` (protocol,
+fusion, dense and clips options); they move to ``task:``, settings that other tasks own are
+dropped (a config could not set them), and unset protocol values are left to the card.
+
+Before the model registry (``model.backbone.name``, ``data.stores``): ``optim.epochs`` counts the warm-up epochs; the model is named (``model.name``) and its backbone config holds only the options
 its block type uses (mixer options moved up from ``backbone.mamba``); stores became named streams;
 the transformer MLP's second conv is ``mlp.3`` (ActionFormer's key); the Mamba blocks' LayerNorm
 has ``(C,)`` parameters (ActionMamba's ``nn.LayerNorm``); the loss normaliser moved from the
@@ -15,8 +21,11 @@ from typing import Any
 
 import torch
 
-from ..config import OLD_BACKBONES, ConfigError
+import yaml
+
+from ..config import MOVED_TO_TASK, OLD_BACKBONES, ConfigError, moved_keys, read_card
 from ..models import model_entry
+from ..tasks import get_task, task_for_card
 from .checkpoint import load_checkpoint, save_checkpoint
 
 KEPT = {"actionformer": {"drop_path", "n_head", "window", "use_abs_pe"}, "actionformer-conv": set(),
@@ -26,11 +35,42 @@ COMMON = {"input_dim", "embd_dim", "embd_kernel", "arch", "scale_factor", "max_s
 
 def upgrade_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """An old-layout run config as a dict in today's layout (a new dict)."""
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    if "name" not in model and "stores" in (cfg.get("data") or {}):
+        cfg = _name_the_model(cfg)
+    if not moved_keys(cfg):
+        raise ConfigError("not an old-layout config: it names its model and has no task settings outside task:")
+    return _task_section(cfg)
+
+
+def _task_section(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Move the task's settings from ``model``, ``data`` and ``eval`` into ``task:``."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    data = out["data"]
+    card = read_card(data.get("dataset"))
+    name = data.pop("task", None) or (task_for_card(card.task) if card else model_entry(out["model"]["name"]).task)
+    get_task(name)  # a registered task
+    task = {}
+    for task_name, sections in MOVED_TO_TASK.items():
+        for section, keys in sections.items():
+            for key in keys:
+                if key not in out.get(section, {}):
+                    continue
+                value = out[section].pop(key)
+                # other tasks' keys held their defaults (that layout refused others); None was "the card's"
+                if task_name == name and value is not None:
+                    task[key] = value
+    out["task"] = {"name": name, **task}
+    return out
+
+
+def _name_the_model(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The layout before the model registry -> the layout before the task section."""
     model, data = dict(cfg["model"]), dict(cfg["data"])
     backbone = dict(model.pop("backbone", None) or {})
     old = backbone.pop("name", None)
-    if "name" in model or old not in OLD_BACKBONES or "stores" not in data:
-        raise ConfigError("not an old-layout config: it names its model already, or its backbone is unknown")
+    if old not in OLD_BACKBONES:
+        raise ConfigError(f"not an old-layout config: unknown backbone {old!r}")
     name = OLD_BACKBONES[old]
     mamba = backbone.pop("mamba", None) or {}
     backbone = {k: v for k, v in backbone.items() if k in COMMON | KEPT[name]}
@@ -58,14 +98,40 @@ def upgrade_state_dict(state: dict[str, torch.Tensor], name: str) -> tuple[dict[
 def upgrade_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """Rewrite checkpoint ``src`` (``best.pt`` or ``last.pt``) as ``dst``; returns the new config."""
     state = load_checkpoint(src)
+    before_registry = "name" not in state["config"]["model"]
     config = upgrade_config(state["config"])
     name = config["model"]["name"]
-    for part in ("model", "ema"):
-        if part in state:
-            state[part], normalizer = upgrade_state_dict(state[part], name)
-            if part == "model" and normalizer is not None and "optimizer" in state:
-                state["criterion"] = {"loss_normalizer": normalizer}
-    model_entry(name)  # the name is registered
+    if before_registry:
+        for part in ("model", "ema"):
+            if part in state:
+                state[part], normalizer = upgrade_state_dict(state[part], name)
+                if part == "model" and normalizer is not None and "optimizer" in state:
+                    state["criterion"] = {"loss_normalizer": normalizer}
     state["config"] = config
+    _writable(dst)
     save_checkpoint(Path(dst), **state)
     return config
+
+
+def upgrade_file(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """A checkpoint (``.pt``) or a config (``.yaml``/``.yml``) upgraded into ``dst``; the new config."""
+    if Path(src).suffix.lower() not in (".yaml", ".yml"):
+        return upgrade_checkpoint(src, dst)
+    try:
+        raw = yaml.safe_load(Path(src).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {src}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{src} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: expected a mapping of sections")
+    config = upgrade_config(raw)
+    _writable(dst)
+    Path(dst).write_text(f"# upgraded from {Path(src).name} by `python -m detect upgrade`\n"
+                         + yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
+    return config
+
+
+def _writable(dst: str | Path) -> None:
+    if not Path(dst).parent.is_dir():
+        raise ConfigError(f"cannot write {dst}: no folder {Path(dst).parent}")

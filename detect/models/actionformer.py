@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .backbone import (ConvBackboneConfig, DBMBackboneConfig, MSFBackboneConfig, TransformerBackboneConfig,
+from ..layers.backbone import (ConvBackboneConfig, DBMBackboneConfig, MSFBackboneConfig, TransformerBackboneConfig,
                        ViMBackboneConfig)
 from .detector import ActionDetector, DetectorConfig
+from ..outputs import DetectorOutput
 from .registry import register_model
 
 STREAMS = ("features",)
@@ -20,31 +21,26 @@ THUMOS14_I3D = {"num_classes": 20}      # the other defaults are ActionFormer's 
 
 @dataclass
 class ActionFormerConfig(DetectorConfig):
-    name: str = "actionformer"
     backbone: TransformerBackboneConfig = field(default_factory=TransformerBackboneConfig)
 
 
 @dataclass
 class ActionMambaDBMConfig(DetectorConfig):
-    name: str = "actionmamba-dbm"
     backbone: DBMBackboneConfig = field(default_factory=DBMBackboneConfig)
 
 
 @dataclass
 class ActionMambaViMConfig(DetectorConfig):
-    name: str = "actionmamba-vim"
     backbone: ViMBackboneConfig = field(default_factory=ViMBackboneConfig)
 
 
 @dataclass
 class ActionMambaMSFConfig(DetectorConfig):
-    name: str = "actionmamba-msf"
     backbone: MSFBackboneConfig = field(default_factory=MSFBackboneConfig)
 
 
 @dataclass
 class ConvDetectorConfig(DetectorConfig):
-    name: str = "actionformer-conv"
     backbone: ConvBackboneConfig = field(default_factory=ConvBackboneConfig)
 
 
@@ -55,7 +51,7 @@ for _name, _config, _text in [
     ("actionmamba-msf", ActionMambaMSFConfig, "ActionMamba DBM blocks with MSF-Mamba's state fusion over time"),
     ("actionformer-conv", ConvDetectorConfig, "ActionFormer's conv-block ablation"),
 ]:
-    register_model(_name, config=_config, task="segments", streams=STREAMS, description=_text,
+    register_model(_name, config=_config, output=DetectorOutput, streams=STREAMS, description=_text,
                    example=THUMOS14_I3D,
                    input_channels=lambda cfg: {"features": ("model.backbone.input_dim", cfg.backbone.input_dim)},
                    )(ActionDetector)

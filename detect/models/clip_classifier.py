@@ -7,19 +7,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .outputs import ClipOutput
+from ..outputs import ClipOutput
 from .registry import register_model
 
 
 @dataclass
 class ClipPoolConfig:
     num_classes: int
-    name: str = "clip-pool"
     input_dim: int = 1024
     dropout: float = 0.2
 
 
-@register_model("clip-pool", config=ClipPoolConfig, task="clips", streams=("features",),
+@register_model("clip-pool", config=ClipPoolConfig, output=ClipOutput, streams=("features",),
                 description="clip classification baseline: masked mean+max pooling, linear head",
                 example={"num_classes": 17},
                 input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})

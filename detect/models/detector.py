@@ -1,6 +1,6 @@
 """The ActionFormer-lineage detector: backbone -> identity neck -> shared heads on every pyramid point.
 
-Feature grids are level-0 units (feature indices); see :mod:`detect.models.targets`.
+Feature grids are level-0 units (feature indices); see :mod:`detect.tasks.segments.targets`.
 """
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .backbone import Backbone, BackboneConfig
-from .heads import ClsHead, FPNIdentity, RegHead
-from .outputs import DetectorOutput
-from .postprocess import PostprocessConfig
-from .targets import make_points
+from ..layers.backbone import Backbone, BackboneConfig
+from ..layers.heads import ClsHead, FPNIdentity, RegHead
+from ..outputs import DetectorOutput
+
+from ..outputs import make_points
 
 DEFAULT_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
 
@@ -22,11 +22,10 @@ DEFAULT_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
 @dataclass
 class DetectorConfig:
     """Shared by the detectors of this family; each registered model narrows ``backbone`` to its
-    block type (:mod:`detect.models.actionformer`). The loss and post-processing settings are
-    ActionFormer's ``train_cfg`` / ``test_cfg``; the ``segments`` task reads them."""
+    block type (:mod:`detect.models.actionformer`). Targets, loss and post-processing settings
+    are the ``segments`` task's (:class:`detect.tasks.segments.config.SegmentsConfig`)."""
 
     num_classes: int
-    name: str = ""
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head_dim: int = 512
     head_layers: int = 3
@@ -34,17 +33,10 @@ class DetectorConfig:
     cls_prior_prob: float = 0.01
     head_empty_cls: tuple[int, ...] = ()
     regression_range: tuple[tuple[float, float], ...] = DEFAULT_RANGES
-    center_sample_radius: float = 1.5
-    loss_weight: float = 1.0               # <= 0: adapt to cls_loss / reg_loss each step
-    init_loss_norm: float = 100.0
-    label_smoothing: float = 0.0
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.backbone, dict):
             self.backbone = typing.get_type_hints(type(self))["backbone"](**self.backbone)
-        if isinstance(self.postprocess, dict):
-            self.postprocess = PostprocessConfig(**self.postprocess)
         self.regression_range = tuple(tuple(r) for r in self.regression_range)
         if len(self.regression_range) != self.backbone.num_levels:
             raise ValueError(f"{len(self.regression_range)} regression ranges for {self.backbone.num_levels} "

@@ -8,15 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedConv1D
-from .outputs import FrameOutput
+from ..layers.masked import MaskedConv1D
+from ..outputs import FrameOutput
 from .registry import register_model
 
 
 @dataclass
 class FrameConvConfig:
     num_classes: int
-    name: str = "frame-conv"
     input_dim: int = 1024
     dim: int = 256
     layers: int = 2
@@ -24,7 +23,7 @@ class FrameConvConfig:
     dropout: float = 0.1
 
 
-@register_model("frame-conv", config=FrameConvConfig, task="dense", streams=("features",),
+@register_model("frame-conv", config=FrameConvConfig, output=FrameOutput, streams=("features",),
                 description="per-frame multi-label baseline: residual temporal convs, linear head",
                 example={"num_classes": 157},
                 input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedConv1D
-from .mamba import ResidualViM
-from .outputs import FrameOutput
+from ..layers.masked import MaskedConv1D
+from ..layers.mamba import ResidualViM
+from ..outputs import FrameOutput
 from .registry import register_model
 
 VARIANTS = ("v3", "v1")
@@ -48,7 +48,6 @@ CSTATE_OBJECTIVES = ("align", "diverse")
 @dataclass
 class MSTembaConfig:
     num_classes: int
-    name: str = "ms-temba"
     input_dim: int = 1024                       # I3D; 768 for CLIP ViT-L/14
     embed_dims: tuple[int, int, int] = (256, 384, 576)
     dilations: tuple[int, int, int] = (1, 2, 3)
@@ -219,7 +218,7 @@ def cstate_similarity(states: GroupStates) -> torch.Tensor:
     return torch.stack(sims).mean()
 
 
-@register_model("ms-temba", config=MSTembaConfig, task="dense", streams=("features",),
+@register_model("ms-temba", config=MSTembaConfig, output=FrameOutput, streams=("features",),
                 description="MS-Temba: dilated multi-scale bidirectional SSM blocks, Mamba fuser, deep supervision",
                 example={"num_classes": 157},
                 input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mamba import ResidualViM
-from .msf import MSFConfig, MSFFusion
-from .outputs import ClipOutput
+from ..layers.mamba import ResidualViM
+from ..layers.msf import MSFConfig, MSFFusion
+from ..outputs import ClipOutput
 from .registry import register_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -31,7 +31,6 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 @dataclass
 class MSFMambaConfig:
     num_classes: int
-    name: str = "msf-mamba-s"
     dim: int = 384
     depth: int = 24
     num_frames: int = 16
@@ -161,7 +160,7 @@ def _variant(size: str, plus: bool):
     msf = MSFConfig(**PLUS) if plus else MSFConfig()
     config = dataclasses.make_dataclass(
         f"MSFMamba{size.upper()}{'Plus' if plus else ''}Config",
-        [("name", str, field(default=name)), ("dim", int, field(default=dim)), ("depth", int, field(default=depth)),
+        [("dim", int, field(default=dim)), ("depth", int, field(default=depth)),
          ("drop_path", float, field(default=drop)),
          ("msf", MSFConfig | None, field(default_factory=lambda: dataclasses.replace(msf)))],
         bases=(MSFMambaConfig,))
@@ -171,7 +170,7 @@ def _variant(size: str, plus: bool):
 for _size in SIZES:
     for _plus in (False, True):
         _name, _config = _variant(_size, _plus)
-        register_model(_name, config=_config, task="clips", streams=("frames",),
+        register_model(_name, config=_config, output=ClipOutput, streams=("frames",),
                        description=f"MSF-Mamba-{_size.upper()}{'+' if _plus else ''}: VideoMamba backbone, "
                                    f"motion-aware state fusion{' over windows 3/5/7 with ASWM' if _plus else ''} "
                                    f"(paper: {PAPER_SIZES[_size + ('+' if _plus else '')]:.2f}M at 17 classes)",

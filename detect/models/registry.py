@@ -1,8 +1,9 @@
-"""The model registry: name -> typed config class, builder, task and input streams.
+"""The model registry: name -> typed config class, builder, output type and input streams.
 
 ``create_model("actionmamba-dbm", num_classes=20)`` builds a model at its registered config;
 ``model_entry(name)`` tells what a model needs. A model module registers itself with
-:func:`register_model`; ``detect/models/__init__.py`` imports every model module.
+:func:`register_model`; ``detect/models/__init__.py`` imports every model module. The registry
+names the model: registering sets ``name`` on the config class (not a field, not repeated).
 """
 from __future__ import annotations
 
@@ -14,30 +15,52 @@ from torch import nn
 
 from extract.registry import Registry
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    config: type                        # a dataclass; its ``name`` field holds the registry name
+    config: type                        # a dataclass: the fields a YAML ``model:`` section may hold
     build: Callable[[Any], nn.Module]
-    task: str                           # the task it solves (see detect.tasks)
+    output: type | None                 # what ``forward`` returns (detect.outputs); it picks the task
     streams: tuple[str, ...]            # input streams, by name: ``model(**streams, mask=mask)``
     description: str
     example: dict[str, Any] = field(default_factory=dict)  # the required fields, for `detect models`
     input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None  # stream -> (config key, channels)
+    tiny: dict[str, Any] = field(default_factory=dict)     # fields for a CPU-sized instance (registry-wide tests)
+
+    @property
+    def task(self) -> str:
+        """The task whose output this model produces."""
+        from ..tasks import task_for_output
+
+        if self.output is None:
+            raise ConfigError(f"model {self.name!r} does not say what it returns: register it with output=... "
+                              f"(a type of detect.outputs)")
+        return task_for_output(self.output)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-def register_model(name: str, *, config: type, task: str, streams: tuple[str, ...], description: str,
+def register_model(name: str, *, config: type, output: type | None, streams: tuple[str, ...], description: str,
                    example: dict[str, Any] | None = None,
-                   input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None) -> Callable:
-    """Class or function decorator: ``build(cfg) -> nn.Module`` under ``name``. ``input_channels``
-    tells, per ``(C, T)`` stream, the config key and the channels the model expects, so that a
-    mismatch with the stores is a config error before training starts."""
-    return MODELS.register(name, lambda build: ModelEntry(name, config, build, task, tuple(streams), description,
-                                                          dict(example or {}), input_channels))
+                   input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None,
+                   tiny: dict[str, Any] | None = None) -> Callable:
+    """Class or function decorator: ``build(cfg) -> nn.Module`` under ``name``. ``output`` is the
+    output type ``forward`` returns (its task checks it when a config is loaded);
+    ``input_channels`` tells, per ``(C, T)`` stream, the config key and the channels the model
+    expects, so that a mismatch with the stores is a config error before training starts;
+    ``tiny`` holds config fields that make the model small enough for a CPU test."""
+    if "name" in {f.name for f in dataclasses.fields(config)}:
+        raise TypeError(f"{config.__name__} declares a 'name' field: the registry names the model")
+
+    def entry(build: Callable) -> ModelEntry:
+        config.name = name
+        return ModelEntry(name, config, build, output, tuple(streams), description, dict(example or {}),
+                          input_channels, dict(tiny or {}))
+    return MODELS.register(name, entry)
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -46,7 +69,7 @@ def model_entry(name: str) -> ModelEntry:
 
 def model_config(name: str, **fields: Any) -> Any:
     """The config dataclass of model ``name`` with ``fields`` set (dicts for nested sections)."""
-    return model_entry(name).config(name=name, **fields)
+    return model_entry(name).config(**fields)
 
 
 def create_model(cfg_or_name: Any, **fields: Any) -> nn.Module:
@@ -65,7 +88,7 @@ def describe_models() -> list[dict[str, Any]]:
     rows = []
     for name, entry in MODELS.items():
         cfg = model_config(name, **entry.example)
-        rows.append({"name": name, "task": entry.task, "streams": list(entry.streams),
+        rows.append({"name": name, "task": entry.task, "output": entry.output.__name__, "streams": list(entry.streams),
                      "parameters": count_parameters(entry.build(cfg)), "description": entry.description,
                      "defaults": dataclasses.asdict(cfg)})
     return rows

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .backbone import DBMBackboneConfig
-from .cross_mamba import CCMFusion
+from ..layers.backbone import DBMBackboneConfig
+from ..layers.cross_mamba import CCMFusion
 from .detector import ActionDetector, DetectorConfig
-from .heatmap_stem import HeatmapStem, HeatmapStemConfig
-from .layers import MaskedConv1D
-from .outputs import DetectorOutput
+from ..layers.heatmap_stem import HeatmapStem, HeatmapStemConfig
+from ..layers.masked import MaskedConv1D
+from ..outputs import DetectorOutput
 from .registry import register_model
 
 TOWERS = ("both", "appearance", "skeleton")
@@ -37,7 +37,6 @@ def _vfss_backbone() -> DBMBackboneConfig:
 
 @dataclass
 class SGMambaConfig(DetectorConfig):
-    name: str = "sg-mamba"
     backbone: DBMBackboneConfig = field(default_factory=_vfss_backbone)   # both towers' detector backbone
     regression_range: tuple[tuple[float, float], ...] = VFSS_RANGES
     appearance_dim: int = 2048                  # I3D RGB || flow
@@ -83,7 +82,7 @@ def fuse(skeleton: DetectorOutput, appearance: DetectorOutput, vw: float) -> Det
                           appearance.masks, appearance.strides, appearance.points, towers=[appearance, skeleton])
 
 
-@register_model("sg-mamba", config=SGMambaConfig, task="segments", streams=("features", "heatmaps"),
+@register_model("sg-mamba", config=SGMambaConfig, output=DetectorOutput, streams=("features", "heatmaps"),
                 description="SG-Mamba: appearance + skeleton-heatmap towers, cross-Mamba (CCM) fusion",
                 example={"num_classes": 7},
                 input_channels=lambda cfg: {"features": ("model.appearance_dim", cfg.appearance_dim)})

@@ -1,5 +1,5 @@
 """Gaussian Soft-NMS as one Triton kernel: the fast path of
-:func:`detect.models.postprocess.soft_nms` on the GPU (that function is the reference).
+:func:`detect.tasks.segments.postprocess.soft_nms` on the GPU (that function is the reference).
 
 The reference runs ``max_seg_num`` rounds of a dozen small tensor operations plus a host sync
 each, about 200 x 13 kernel launches per video. Here one program owns one row (one class of one

@@ -18,7 +18,7 @@ from extract.annotations import AnnotationSet
 
 from ..data.streams import StreamDataset, StreamSet
 from ..data.workers import loader_workers
-from ..errors import ConfigError
+from ..errors import ConfigError, DetectError
 
 
 def keep_classes(annotations: AnnotationSet, keep: list[str], source: str) -> AnnotationSet:
@@ -33,17 +33,26 @@ def keep_classes(annotations: AnnotationSet, keep: list[str], source: str) -> An
 
 
 class Task:
-    name: ClassVar[str]
+    """A task, registered in :data:`detect.tasks.TASKS` (which sets ``name``). Its settings are
+    the dataclass ``config``: a run's ``task:`` section (:attr:`settings`), which
+    :func:`detect.config.load_config` fills from the dataset card through the config's
+    ``card_defaults(evaluation) -> dict`` static method. Models that return ``output`` solve it."""
+
+    name: ClassVar[str]                   # set by the registry
+    config: ClassVar[type]                # the ``task:`` section's dataclass
+    output: ClassVar[type]                # what its models return (detect.outputs)
+    model_fields: ClassVar[tuple[str, ...]] = ("num_classes",)  # model config fields the task reads
     card_task: ClassVar[str]              # the dataset cards' name of the task
+    card_metric: ClassVar[str]            # the metric such a card names in ``evaluation.metric``
     metric: ClassVar[str]                 # key of :meth:`evaluate`'s result that selects models; higher is better
     collate_fn: ClassVar[Callable]        # ``(items, pad_to, multiple) -> batch``, batch["inputs"] feeds the model
     prediction_suffix: ClassVar[str]      # predictions of split s are written to ``{s}{suffix}``
-    options: ClassVar[frozenset[str]] = frozenset()  # the task-specific ``data.*`` / ``eval.*`` keys it reads
 
     def __init__(self, cfg, annotations: AnnotationSet, streams: StreamSet) -> None:
         if cfg.data.classes:
             annotations = keep_classes(annotations, cfg.data.classes, cfg.data.annotations)
         self.cfg, self.annotations, self.streams = cfg, annotations, streams
+        self.settings = cfg.task
         self.classes = list(annotations.classes)
         expected = self.num_model_classes()
         if cfg.model.num_classes != expected:
@@ -82,13 +91,44 @@ class Task:
     def evaluate(self, predictions: dict[str, Any], video_ids: list[str], split: str) -> dict[str, Any]:
         """Scores of ``predictions`` against the annotations of ``video_ids``: ``self.metric``,
         ``protocol`` and whatever else the task reports."""
-        raise NotImplementedError
+        return self.score(self.settings, predictions, self.classes, self.annotations, video_ids, split)
 
     def write_predictions(self, predictions: dict[str, Any], path: Path,
                           result: dict[str, Any] | None = None) -> list[Path]:
         """Save ``predictions`` to ``path`` (and plots of their evaluation ``result`` beside it);
         returns the files written."""
         raise NotImplementedError
+
+    # prediction files (``detect evaluate``, ``detect plot``): no run, only the task's settings
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """Whether ``path`` looks like this task's predictions file (when no card says the task)."""
+        return Path(path).name.endswith(cls.prediction_suffix)
+
+    @classmethod
+    def read_predictions(cls, path: Path) -> tuple[dict[str, Any], list[str] | None]:
+        """What :meth:`write_predictions` wrote: predictions per video and the class names
+        (None where the format has none); a bad file is a :class:`DataError` naming it."""
+        raise NotImplementedError
+
+    @classmethod
+    def score(cls, settings: Any, predictions: dict[str, Any], classes: list[str] | None,
+              annotations: AnnotationSet, video_ids: list[str], split: str) -> dict[str, Any]:
+        """Scores of ``predictions`` (class names ``classes``) against ``annotations`` of
+        ``video_ids``, under the task's ``settings``: ``cls.metric``, ``protocol`` and the rest."""
+        raise NotImplementedError
+
+    @classmethod
+    def plot(cls, video_id: str, ground_truth: dict[str, Any], prediction: Any, classes: list[str] | None,
+             out: Path, top: int = 30) -> Path:
+        """A picture of one video's ``prediction`` (None: the video has none) over its
+        ``ground_truth`` (its annotation entry, ``{}`` if unannotated); ``detect plot``."""
+        raise DetectError(f"the {cls.name!r} task draws no per-video plot")
+
+    @classmethod
+    def report(cls, result: dict[str, Any]) -> str:
+        """What ``detect evaluate`` prints: the headline unless the task shows more."""
+        return cls.headline(result)
 
     @classmethod
     def headline(cls, result: dict[str, Any]) -> str:

@@ -1,11 +1,12 @@
 """``clips``: one label per clip (SMG, iMiGUE, MA-52; MSF-Mamba).
 
-Cross-entropy (``eval.label_smoothing``); predictions are softmax probabilities per clip; the
-metric is top-1 (top-5 reported beside it) with the confusion matrix.
+Cross-entropy (``task.label_smoothing``); predictions are softmax probabilities per clip; the
+metric is top-1 (``task.topk`` reported beside it) with the confusion matrix.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,27 @@ from extract.annotations import AnnotationSet
 from ..data.clips import ClipDataset, clip_label, collate_clips
 from ..errors import DataError
 from ..metrics import confusion_matrix, topk_accuracy
-from ..models.outputs import ClipOutput
-from . import TASKS
+from ..outputs import ClipOutput
+from . import register_task
 from .base import Task, move_inputs
+
+
+@dataclass
+class ClipsConfig:
+    """The ``clips`` task's settings (a run's ``task:`` section)."""
+
+    label_smoothing: float = 0.0            # cross-entropy label smoothing
+    topk: list[int] = field(default_factory=lambda: [1, 5])   # accuracies reported; top-1 selects models
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if 1 not in self.topk or any(k < 1 for k in self.topk):
+            raise ValueError(f"topk must hold 1 (it selects models) and positive k, got {self.topk}")
+
+    @staticmethod
+    def card_defaults(evaluation: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
 
 class ClipLoss(nn.Module):
@@ -35,16 +54,16 @@ class ClipLoss(nn.Module):
 
 
 def score_clips(predictions: dict[str, np.ndarray], annotations: AnnotationSet, video_ids: list[str],
-                classes: list[str], split: str) -> dict[str, Any]:
-    """Top-1 / top-5 and the confusion matrix of per-clip probabilities ``(K,)``."""
+                classes: list[str], split: str, topk: list[int] | tuple[int, ...] = (1, 5)) -> dict[str, Any]:
+    """Top-k accuracies and the confusion matrix of per-clip probabilities ``(K,)``."""
     missing = [vid for vid in video_ids if vid not in predictions]
     if missing:
         raise DataError(f"{len(missing)} clips have no predictions, e.g. {missing[:3]}")
     labels = np.asarray([clip_label(annotations, vid, classes) for vid in video_ids])
     probs = np.stack([np.asarray(predictions[vid], dtype=np.float64) for vid in video_ids])
-    result: dict[str, Any] = topk_accuracy(probs, labels)
+    result: dict[str, Any] = topk_accuracy(probs, labels, tuple(topk))
     result["confusion"] = confusion_matrix(probs.argmax(1), labels, len(classes)).tolist()
-    result["protocol"] = f"top-1 / top-5 accuracy over {len(video_ids)} clips of subset {split!r}"
+    result["protocol"] = f"{' / '.join(f'top-{k}' for k in topk)} accuracy over {len(video_ids)} clips of subset {split!r}"
     return result
 
 
@@ -57,21 +76,22 @@ def read_clip_predictions(path: str | Path) -> tuple[dict[str, np.ndarray], list
         raise DataError(f"{path} is not a clips predictions file ({type(exc).__name__}: {exc})") from None
 
 
-@TASKS.register("clips")
+@register_task("clips")
 class ClipsTask(Task):
-    name = "clips"
+    config = ClipsConfig
+    output = ClipOutput
     card_task = "clip-classification"
+    card_metric = "topk-accuracy"
     metric = "top1"
     collate_fn = staticmethod(collate_clips)
     prediction_suffix = "_clips.json"
-    options = frozenset({"eval.label_smoothing"})
 
     def dataset(self, video_ids: list[str], *, training: bool) -> ClipDataset:
         return ClipDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
                            seed=self.cfg.seed, skip_corrupt=self.cfg.data.skip_corrupt)
 
     def criterion(self, model: nn.Module) -> nn.Module:
-        return ClipLoss(self.cfg.eval.label_smoothing)
+        return ClipLoss(self.settings.label_smoothing)
 
     @torch.no_grad()
     def predict(self, model, loader, device, amp=False) -> dict[str, np.ndarray]:
@@ -85,8 +105,24 @@ class ClipsTask(Task):
             results.update({item.video_id: p for item, p in zip(batch["items"], probs)})
         return results
 
-    def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
-        return score_clips(predictions, self.annotations, video_ids, self.classes, split)
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """A JSON of ``{"classes": [...], "results": {clip: {label, scores}}}``."""
+        if Path(path).suffix.lower() != ".json":
+            return False
+        from ..engine.score import read_json
+
+        data = read_json(path)
+        return (isinstance(data, dict) and "classes" in data and isinstance(data.get("results"), dict)
+                and all(isinstance(r, dict) for r in data["results"].values()))
+
+    @classmethod
+    def read_predictions(cls, path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+        return read_clip_predictions(path)
+
+    @classmethod
+    def score(cls, settings, predictions, classes, annotations, video_ids, split) -> dict[str, Any]:
+        return score_clips(predictions, annotations, video_ids, classes, split, settings.topk)
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """JSON: top label and probabilities per clip; with an evaluation ``result``, the
@@ -103,4 +139,5 @@ class ClipsTask(Task):
 
     @classmethod
     def headline(cls, result: dict[str, Any]) -> str:
-        return f"top-1 {100 * result['top1']:.2f}  top-5 {100 * result['top5']:.2f} ({result['protocol']})"
+        ks = sorted(int(k[3:]) for k in result if k.startswith("top") and k[3:].isdigit())
+        return "  ".join(f"top-{k} {100 * result[f'top{k}']:.2f}" for k in ks) + f" ({result['protocol']})"

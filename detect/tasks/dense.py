@@ -2,13 +2,14 @@
 
 Targets are multi-hot ``(T, K)`` on the store's grid (:mod:`detect.data.dense`); the loss is
 binary cross-entropy averaged over valid steps only (padding never counts, neither as a
-positive nor as a negative), plus ``eval.aux_weight`` times the same loss on each
+positive nor as a negative), plus ``task.aux_weight`` times the same loss on each
 deep-supervision output; predictions are per-step sigmoid probabilities; the metric is
 per-frame mAP in the card's mode (:mod:`detect.metrics.frame_map`).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,28 @@ from ..errors import DataError
 from ..metrics import frame_map
 from ..metrics.action_conditional import action_conditional
 from ..metrics.frame_map import MODES
-from ..models.outputs import FrameOutput
-from . import TASKS
+from ..outputs import FrameOutput
+from . import register_task
 from .base import Task, move_inputs
+
+
+@dataclass
+class DenseConfig:
+    """The ``dense`` task's settings (a run's ``task:`` section)."""
+
+    aux_weight: float = 0.5                 # weight of each deep-supervision output's loss
+    frame_map: str = "full"                 # per-frame mAP mode (detect.metrics.frame_map); the card's unless set
+    action_conditional: list[int] = field(default_factory=list)  # MLAD offsets tau to report, e.g. [0, 20, 40]
+
+    def __post_init__(self) -> None:
+        if self.frame_map not in MODES:
+            raise ValueError(f"frame_map must be one of {', '.join(MODES)}, got {self.frame_map!r}")
+        if self.aux_weight < 0:
+            raise ValueError(f"aux_weight must be at least 0, got {self.aux_weight}")
+
+    @staticmethod
+    def card_defaults(evaluation: dict[str, Any]) -> dict[str, Any]:
+        return {"frame_map": evaluation.get("mode", "full")}
 
 
 def masked_bce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -107,14 +127,15 @@ def read_frame_predictions(path: str | Path) -> tuple[dict[str, dict[str, np.nda
         raise DataError(f"{path} is not a dense predictions file ({exc})") from None
 
 
-@TASKS.register("dense")
+@register_task("dense")
 class DenseTask(Task):
-    name = "dense"
+    config = DenseConfig
+    output = FrameOutput
     card_task = "dense-detection"
+    card_metric = "frame-map"
     metric = "mAP"
     collate_fn = staticmethod(collate_dense)
     prediction_suffix = "_frames.npz"
-    options = frozenset({"eval.frame_map", "eval.aux_weight", "eval.action_conditional"})
 
     def dataset(self, video_ids: list[str], *, training: bool) -> DenseDataset:
         return DenseDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
@@ -122,16 +143,7 @@ class DenseTask(Task):
                             max_seq_len=self.cfg.data.max_seq_len)
 
     def criterion(self, model: nn.Module) -> nn.Module:
-        return DenseLoss(self.cfg.eval.aux_weight)
-
-    def mode(self) -> str:
-        if self.cfg.eval.frame_map:
-            return self.cfg.eval.frame_map
-        if self.cfg.data.dataset:
-            from extract.cards import load_card
-
-            return load_card(self.cfg.data.dataset).evaluation.get("mode", "full")
-        return "full"
+        return DenseLoss(self.settings.aux_weight)
 
     @torch.no_grad()
     def predict(self, model, loader, device, amp=False) -> dict[str, dict[str, np.ndarray]]:
@@ -149,9 +161,28 @@ class DenseTask(Task):
                                           "times": np.asarray(item.grid.index_to_seconds(steps), dtype=np.float64)}
         return results
 
-    def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
-        return score_frames(predictions, self.annotations, video_ids, self.classes, self.mode(),
-                            self.cfg.eval.action_conditional)
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        return Path(path).suffix.lower() == ".npz"
+
+    @classmethod
+    def read_predictions(cls, path: Path) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+        return read_frame_predictions(path)
+
+    @classmethod
+    def plot(cls, video_id, ground_truth, prediction, classes, out, top=30) -> Path:
+        """Per-frame score curves over the ground-truth segments."""
+        from ..plot import plot_frame_scores
+
+        if prediction is None:
+            raise DataError(f"video {video_id!r} has no per-frame predictions")
+        return plot_frame_scores(video_id, ground_truth.get("annotations", []), prediction["scores"],
+                                 prediction["times"], classes, out)
+
+    @classmethod
+    def score(cls, settings, predictions, classes, annotations, video_ids, split) -> dict[str, Any]:
+        return score_frames(predictions, annotations, video_ids, classes, settings.frame_map,
+                            settings.action_conditional)
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """An ``.npz``: ``classes``, and per video ``{id}/scores`` ``(T, K)`` and ``{id}/times`` (s)."""

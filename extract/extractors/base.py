@@ -25,7 +25,7 @@ class Extraction:
 
 
 class Extractor:
-    name: ClassVar[str]
+    name: ClassVar[str]                  # set by the registry
     help: ClassVar[str]
     examples: ClassVar[str]
 

@@ -10,7 +10,6 @@ from .base import Extraction, Extractor
 
 @EXTRACTORS.register("clip")
 class Clip(Extractor):
-    name = "clip"
     help = "CLIP image features (open_clip) per frame or per snippet"
     examples = """
 examples:

@@ -32,7 +32,6 @@ def i3d_model(weights: str, device):
 
 @EXTRACTORS.register("i3d")
 class I3D(Extractor):
-    name = "i3d"
     help = "I3D snippet features (RGB, flow or both) from videos"
     examples = """
 examples:

@@ -28,7 +28,6 @@ def _read_config(path: Path | None) -> dict:
 
 @EXTRACTORS.register("internvideo2")
 class InternVideo2Extractor(Extractor):
-    name = "internvideo2"
     help = "InternVideo2 snippet features: one block's tokens mean-pooled over space and time"
     examples = """
 examples:

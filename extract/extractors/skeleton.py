@@ -36,7 +36,6 @@ def _edges(text: str) -> tuple[tuple[int, int], ...]:
 
 @EXTRACTORS.register("skeleton")
 class Skeleton(Extractor):
-    name = "skeleton"
     help = "skeleton keypoint heatmaps per frame (pose, smoothing, keypoint + limb maps, crop)"
     examples = """
 examples:

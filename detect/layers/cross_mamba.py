@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import drop_path
+from .masked import drop_path
 from .mamba import MambaConfig, add_branch_params, reverse_within, ssm_branches
 
 

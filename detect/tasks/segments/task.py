@@ -7,6 +7,7 @@ detection mAP over the card's tIoU thresholds and protocol.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,34 +15,37 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.segments import SegmentDataset, collate_segments
-from ..errors import DataError
-from ..metrics import evaluate_detections
-from ..models.losses import diou_loss_1d, sigmoid_focal_loss
-from ..models.outputs import DetectorOutput
-from ..models.postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
-from ..models.targets import assign_targets
-from ..ops.graphed_forward import GraphedForward
-from . import TASKS
-from .base import Task, move_inputs
+from extract.annotations import AnnotationSet
+
+from ...data.segments import SegmentDataset, collate_segments
+from ...errors import DataError
+from ...metrics import evaluate_detections
+from ...ops.graphed_forward import GraphedForward
+from ...outputs import DetectorOutput
+from .. import register_task
+from ..base import Task, move_inputs
+from .config import SegmentsConfig
+from .losses import diou_loss_1d, sigmoid_focal_loss
+from .postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
+from .targets import assign_targets
 
 
 class SegmentLoss(nn.Module):
     """Focal + DIoU losses normalised by an EMA of the positive count (updated in training; a
     buffer, so checkpoints resume it exactly)."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, settings: SegmentsConfig, num_classes: int) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.register_buffer("loss_normalizer", torch.tensor(float(cfg.init_loss_norm)))
+        self.settings, self.num_classes = settings, num_classes
+        self.register_buffer("loss_normalizer", torch.tensor(float(settings.init_loss_norm)))
 
     def forward(self, out: DetectorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The loss of ``out``, or with ``out.towers`` the sum of the towers' losses (one
         positive-count normaliser: the towers share points and targets)."""
         device = out.masks[0].device
         points = torch.cat(out.points)
-        targets = [assign_targets(points, s.to(device), l.to(device), self.cfg.num_classes,
-                                  self.cfg.center_sample_radius) for s, l in zip(batch["segments"], batch["labels"])]
+        targets = [assign_targets(points, s.to(device), l.to(device), self.num_classes,
+                                  self.settings.center_sample_radius) for s, l in zip(batch["segments"], batch["labels"])]
         gt_cls = torch.stack([t[0] for t in targets])                       # (B, P, K)
         gt_reg = torch.stack([t[1] for t in targets])                       # (B, P, 2)
         valid = torch.cat(out.masks, dim=1)
@@ -52,7 +56,7 @@ class SegmentLoss(nn.Module):
         losses: dict[str, torch.Tensor] = {}
         for tower, part in enumerate(out.towers or [out]):
             cls_loss, reg_loss = self._terms(part, gt_cls, gt_reg, valid, positive, num_pos)
-            weight = self.cfg.loss_weight
+            weight = self.settings.loss_weight
             if weight <= 0:
                 weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
             terms = {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": cls_loss + weight * reg_loss}
@@ -65,8 +69,8 @@ class SegmentLoss(nn.Module):
     def _terms(self, out: DetectorOutput, gt_cls, gt_reg, valid, positive, num_pos):
         logits = torch.cat(out.cls_logits, dim=1).float()
         offsets = torch.cat(out.offsets, dim=1).float()
-        eps = self.cfg.label_smoothing
-        target = gt_cls[valid] * (1 - eps) + eps / (self.cfg.num_classes + 1)
+        eps = self.settings.label_smoothing
+        target = gt_cls[valid] * (1 - eps) + eps / (self.num_classes + 1)
         cls_loss = sigmoid_focal_loss(logits[valid], target) / self.loss_normalizer
         reg_loss = (diou_loss_1d(offsets[positive], gt_reg[positive]) / self.loss_normalizer
                     if num_pos > 0 else offsets.sum() * 0)
@@ -113,59 +117,47 @@ def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, t
     return scores, list(names)
 
 
-@TASKS.register("segments")
+@register_task("segments")
 class SegmentsTask(Task):
-    name = "segments"
+    config = SegmentsConfig
+    output = DetectorOutput
     card_task = "segment-detection"
+    card_metric = "detection-map"
     metric = "average_mAP"
     collate_fn = staticmethod(collate_segments)
     prediction_suffix = "_detections.json"
-    options = frozenset({"data.trunc_thresh", "data.crop_ratio", "data.downsample_rate", "data.resize_to",
-                         "data.class_agnostic", "eval.tiou", "eval.clean_gt", "eval.ext_score_file",
-                         "eval.fusion_topk", "eval.fusion_mode"})
 
     def num_model_classes(self) -> int:
-        return 1 if self.cfg.data.class_agnostic else len(self.classes)
+        return 1 if self.settings.class_agnostic else len(self.classes)
 
     def dataset(self, video_ids: list[str], *, training: bool) -> SegmentDataset:
-        d = self.cfg.data
+        s = self.settings
         return SegmentDataset(self.streams, self.annotations, video_ids, self.classes, training=training,
-                              seed=self.cfg.seed, skip_corrupt=d.skip_corrupt, max_seq_len=d.max_seq_len,
-                              trunc_thresh=d.trunc_thresh, crop_ratio=tuple(d.crop_ratio) if d.crop_ratio else None,
-                              downsample_rate=d.downsample_rate, resize_to=d.resize_to,
-                              class_agnostic=d.class_agnostic)
+                              seed=self.cfg.seed, skip_corrupt=self.cfg.data.skip_corrupt,
+                              max_seq_len=self.cfg.data.max_seq_len, trunc_thresh=s.trunc_thresh,
+                              crop_ratio=tuple(s.crop_ratio) if s.crop_ratio else None,
+                              downsample_rate=s.downsample_rate, resize_to=s.resize_to,
+                              class_agnostic=s.class_agnostic)
 
     def criterion(self, model: nn.Module) -> nn.Module:
-        return SegmentLoss(model.cfg)
-
-    def protocol(self) -> tuple[list[float], bool]:
-        """tIoU thresholds and whether to clean the ground truth: the config's, else the card's."""
-        card = None
-        if self.cfg.data.dataset:
-            from extract.cards import load_card
-
-            card = load_card(self.cfg.data.dataset)
-        ev = self.cfg.eval
-        tiou = ev.tiou or (card.evaluation["tiou"] if card else [0.3, 0.4, 0.5, 0.6, 0.7])
-        clean = ev.clean_gt if ev.clean_gt is not None else (card.evaluation.get("protocol") == "clean-gt"
-                                                             if card else True)
-        return [float(t) for t in tiou], clean
+        return SegmentLoss(self.settings, model.cfg.num_classes)
 
     def fusion(self) -> dict[str, Any] | None:
-        """Score fusion settings from ``eval.ext_score_file`` (class-agnostic models)."""
-        if not self.cfg.eval.ext_score_file:
+        """Score fusion settings from ``ext_score_file`` (class-agnostic models)."""
+        s = self.settings
+        if not s.ext_score_file:
             return None
-        scores, names = load_class_scores(self.cfg.eval.ext_score_file, self.classes)
-        return {"scores": scores, "classes": names, "topk": self.cfg.eval.fusion_topk, "mode": self.cfg.eval.fusion_mode}
+        scores, names = load_class_scores(s.ext_score_file, self.classes)
+        return {"scores": scores, "classes": names, "topk": s.fusion_topk, "mode": s.fusion_mode}
 
     @torch.no_grad()
     def predict(self, model, loader, device, amp=False) -> dict[str, list[dict[str, Any]]]:
         """Detections in seconds: ``{video: [{label, score, segment}]}``. Class-agnostic segments
-        take the video's top external classes (``eval.ext_score_file``), else the label ``action``."""
+        take the video's top external classes (``ext_score_file``), else the label ``action``."""
         model.eval()
         forward = GraphedForward(model)
         fusion = self.fusion()
-        pp = model.cfg.postprocess
+        pp = self.settings.postprocess
         results: dict[str, list[dict[str, Any]]] = {}
         for batch in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -187,19 +179,56 @@ class SegmentsTask(Task):
         return results
 
     def evaluate(self, predictions, video_ids, split) -> dict[str, Any]:
-        tiou, clean = self.protocol()
-        agnostic = self.cfg.model.num_classes == 1 and len(self.classes) > 1 and not self.cfg.eval.ext_score_file
+        """Scored on ``video_ids`` only; a class-agnostic model without external classes is
+        scored as proposals (every label ``action``)."""
+        s = self.settings
+        agnostic = self.cfg.model.num_classes == 1 and len(self.classes) > 1 and not s.ext_score_file
 
-        def label(ann):  # without external classes, class-agnostic segments are scored as proposals
-            return {**ann.to_dict(), "label": "action"} if agnostic else ann.to_dict()
+        def entry(v):  # the split's videos under the split's name (a held-out part of train included)
+            anns = [dataclasses.replace(a, label="action", label_id=0) for a in v.annotations] if agnostic else v.annotations
+            return dataclasses.replace(v, subset=split, annotations=anns)
 
-        subset_db = {vid: {"subset": split, "annotations": [label(a) for a in self.annotations.database[vid].annotations]}
-                     for vid in video_ids}
-        result = evaluate_detections(subset_db, predictions, split, tiou, clean_gt=clean)
-        protocol = result.protocol + ("; class-agnostic (no ext_score_file)" if agnostic else
-                                      f"; fused with {self.cfg.eval.ext_score_file} ({self.cfg.eval.fusion_mode})"
-                                      if self.cfg.eval.ext_score_file else "")
-        return {"average_mAP": result.average, "mAP": result.to_json()["mAP"], "protocol": protocol}
+        only = AnnotationSet({vid: entry(self.annotations.database[vid]) for vid in video_ids},
+                             ["action"] if agnostic else self.classes)
+        result = self.score(s, predictions, None, only, video_ids, split)
+        result["protocol"] += ("; class-agnostic (no ext_score_file)" if agnostic else
+                               f"; fused with {s.ext_score_file} ({s.fusion_mode})" if s.ext_score_file else "")
+        return result
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """A detections JSON: ``{"results": {video: [...]}}`` or the bare mapping."""
+        if Path(path).suffix.lower() != ".json":
+            return False
+        results = _results(path)
+        return all(isinstance(v, list) for v in results.values())
+
+    @classmethod
+    def read_predictions(cls, path: Path) -> tuple[dict[str, Any], None]:
+        return _results(path), None
+
+    @classmethod
+    def score(cls, settings, predictions, classes, annotations, video_ids, split) -> dict[str, Any]:
+        """ActivityNet detection mAP at ``settings.tiou`` (ground truth cleaned with
+        ``settings.clean_gt``); labels are matched by name, so ``classes`` is not needed."""
+        import warnings
+
+        database = {vid: v.to_dict() for vid, v in annotations.database.items()}
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            result = evaluate_detections(database, predictions, split, settings.tiou, clean_gt=settings.clean_gt,
+                                         restrict_to_subset=settings.restrict_to_subset)
+        out = result.to_json()
+        return {"average_mAP": result.average, "mAP": out["mAP"], "protocol": result.protocol,
+                "per_class_ap": out["per_class_ap"], "notes": list(result.notes)}
+
+    @classmethod
+    def plot(cls, video_id, ground_truth, prediction, classes, out, top=30) -> Path:
+        """Ground truth and the ``top`` best detections on a timeline, one row per class."""
+        from ...plot import plot_timeline
+
+        return plot_timeline(video_id, ground_truth.get("annotations", []), prediction or [], out,
+                             ground_truth.get("duration"), top)
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """ActivityNet result format: ``{"results": {video: [{label, score, segment}]}}``."""
@@ -210,3 +239,25 @@ class SegmentsTask(Task):
     def headline(cls, result: dict[str, Any]) -> str:
         per = "  ".join(f"@{k} {100 * v:.2f}" for k, v in result["mAP"].items())
         return f"average mAP {100 * result['average_mAP']:.2f}  ({per}; {result['protocol']})"
+
+    @classmethod
+    def report(cls, result: dict[str, Any]) -> str:
+        """Per-class AP at every threshold, then the mAP row."""
+        tiou = list(result["mAP"])
+        lines = [f"protocol: {result['protocol']}; {len(result['per_class_ap'])} classes",
+                 "class".ljust(28) + "".join(f"{float(t):>8.2f}" for t in tiou)]
+        for name, aps in result["per_class_ap"].items():
+            lines.append(name[:27].ljust(28) + "".join(f"{100 * ap:8.2f}" for ap in aps))
+        lines.append("mAP".ljust(28) + "".join(f"{100 * result['mAP'][t]:8.2f}" for t in tiou)
+                     + f"   average {100 * result['average_mAP']:.2f}")
+        return "\n".join(lines)
+
+
+def _results(path: Path) -> dict[str, Any]:
+    from ...engine.score import read_json
+
+    data = read_json(path)
+    results = data.get("results", data) if isinstance(data, dict) else data
+    if not isinstance(results, dict):
+        raise DataError(f"{path}: expected {{\"results\": {{video: [detections]}}}}, got a {type(results).__name__}")
+    return results

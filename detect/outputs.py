@@ -10,7 +10,7 @@ import torch
 class DetectorOutput:
     """``segments`` task. Per pyramid level: ``cls_logits (B, T_l, K)``, ``offsets (B, T_l, 2)``
     in units of the level's stride, ``masks (B, T_l)``, ``points (T_l, 4)`` rows
-    ``(t, range_lo, range_hi, stride)`` (see :func:`detect.models.targets.make_points`).
+    ``(t, range_lo, range_hi, stride)`` (:func:`make_points`).
     ``towers``: a multi-tower model's per-tower outputs (on the same points), each trained with
     its own loss; the fields above are then the fused prediction that inference decodes."""
 
@@ -38,3 +38,16 @@ class ClipOutput:
     """``clips`` task: one ``logits (B, K)`` row per clip."""
 
     logits: torch.Tensor
+
+
+def make_points(lengths: list[int], strides: list[int], ranges: list[tuple[float, float]],
+                device: torch.device | None = None) -> list[torch.Tensor]:
+    """Per level, ``(T_l, 4)`` rows ``(t, range_lo, range_hi, stride)``."""
+    if not len(lengths) == len(strides) == len(ranges):
+        raise ValueError(f"{len(lengths)} levels but {len(strides)} strides and {len(ranges)} regression ranges")
+    points = []
+    for length, stride, (lo, hi) in zip(lengths, strides, ranges):
+        t = torch.arange(length, device=device, dtype=torch.float32) * stride
+        # filled on the device: no host-to-device copy, so a CUDA graph can capture the forward
+        points.append(torch.stack([t, *(torch.full_like(t, v) for v in (lo, hi, stride))], dim=1))
+    return points

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import LayerNorm, MaskedConv1D, Scale
+from .masked import LayerNorm, MaskedConv1D, Scale
 
 
 class FPNIdentity(nn.Module):

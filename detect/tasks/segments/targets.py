@@ -1,7 +1,7 @@
-"""Pyramid points and label assignment, in level-0 feature-grid units.
+"""Label assignment on the pyramid points, in level-0 feature-grid units.
 
 Level ``l`` has stride ``s_l = scale_factor ** l`` and points ``t = 0, s_l, 2 s_l, ...`` (no half
--stride offset). A point is a positive for a ground-truth segment ``[gs, ge]`` (centre ``c``) if
+-stride offset; :func:`detect.outputs.make_points`). A point is a positive for a ground-truth segment ``[gs, ge]`` (centre ``c``) if
 
 1. it lies inside the centre region ``(max(gs, c - r s_l), min(ge, c + r s_l))`` (radius r = 1.5),
 2. its largest distance to a boundary ``max(t - gs, ge - t)`` is within the level's regression range.
@@ -12,19 +12,6 @@ classes to a multi-hot target. Regression targets are ``((t - gs) / s_l, (ge - t
 from __future__ import annotations
 
 import torch
-
-
-def make_points(lengths: list[int], strides: list[int], ranges: list[tuple[float, float]],
-                device: torch.device | None = None) -> list[torch.Tensor]:
-    """Per level, ``(T_l, 4)`` rows ``(t, range_lo, range_hi, stride)``."""
-    if not len(lengths) == len(strides) == len(ranges):
-        raise ValueError(f"{len(lengths)} levels but {len(strides)} strides and {len(ranges)} regression ranges")
-    points = []
-    for length, stride, (lo, hi) in zip(lengths, strides, ranges):
-        t = torch.arange(length, device=device, dtype=torch.float32) * stride
-        # filled on the device: no host-to-device copy, so a CUDA graph can capture the forward
-        points.append(torch.stack([t, *(torch.full_like(t, v) for v in (lo, hi, stride))], dim=1))
-    return points
 
 
 @torch.no_grad()

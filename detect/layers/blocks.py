@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AffineDropPath, LayerNorm, MaskedConv1D, masked_max_pool
+from .masked import AffineDropPath, LayerNorm, MaskedConv1D, masked_max_pool
 from .mamba import DBM, MambaConfig, ViM
 
 

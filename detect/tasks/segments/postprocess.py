@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..ops.backend import triton_available
+from ...ops.backend import triton_available
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ConvBlock, MambaBlock, MSFMambaBlock, TransformerBlock
-from .layers import LayerNorm, MaskedConv1D, sinusoid_position_encoding
+from .masked import LayerNorm, MaskedConv1D, sinusoid_position_encoding
 
 
 @dataclass

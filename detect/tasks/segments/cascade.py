@@ -24,8 +24,8 @@ import torch
 from extract.annotations import AnnotationSet, VideoAnnotations, load_annotations
 from extract.store import SnippetGrid, StoreWriter
 
-from ..data.streams import StreamSet, VideoItem, slice_time
-from ..errors import DataError
+from ...data.streams import StreamSet, VideoItem, slice_time
+from ...errors import DataError
 
 
 @dataclass
@@ -79,9 +79,8 @@ def run_cascade(stage2: list[tuple[Any, torch.nn.Module]], streams: StreamSet, a
                 batch_size: int = 16) -> dict[str, list[dict[str, Any]]]:
     """Stage 2 on the windows around ``events``; ``{video: [{label, score, segment}]}`` in video
     seconds, the detections of every window and every stage-2 model, best score first."""
-    from ..config import task_name
-    from ..tasks import get_task
-    from .run import length_multiple, use_amp
+    from .. import get_task
+    from ...engine.run import length_multiple, use_amp
 
     items, windows = [], []
     for vid in events:
@@ -96,7 +95,7 @@ def run_cascade(stage2: list[tuple[Any, torch.nn.Module]], streams: StreamSet, a
     results: dict[str, list[dict[str, Any]]] = {vid: [] for vid in events}
     for cfg, model in stage2:  # class names: each stage-2 model's own training annotations
         classes = load_annotations(cfg.data.annotations).classes
-        task = get_task(task_name(cfg))(cfg, AnnotationSet(annotations.database, classes), streams)
+        task = get_task(cfg.task.name)(cfg, AnnotationSet(annotations.database, classes), streams)
         loader = task.loader(items, batch_size, training=False, multiple=length_multiple(model))
         for key, dets in task.predict(model.to(device), loader, device, amp=use_amp(cfg, device)).items():
             results[key.rsplit("#", 1)[0]].extend(dets)

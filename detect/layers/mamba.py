@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..ops import causal_conv1d, selective_scan
-from .layers import drop_path
+from .masked import drop_path
 
 
 @dataclass(frozen=True)
