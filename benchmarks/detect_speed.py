@@ -161,7 +161,8 @@ def sg_inputs(g: torch.Generator, batch: int, valid: int, length: int):
 
 
 def sgmamba_main(args) -> None:
-    from detect.tasks.segments import SegmentLoss
+    from detect.tasks.segments.config import SegmentsConfig
+    from detect.tasks.segments.task import SegmentLoss
 
     g = torch.Generator(device="cuda").manual_seed(0)
     variants = {"down 512": {}, "full 2048": {"down_dim": None}}
@@ -170,7 +171,7 @@ def sgmamba_main(args) -> None:
         torch.manual_seed(0)
         models[name] = create_model("sg-mamba", num_classes=7, **extra).cuda()
         opts[name] = torch.optim.AdamW(models[name].parameters(), lr=1e-4)
-        losses[name] = SegmentLoss(models[name].cfg).cuda()
+        losses[name] = SegmentLoss(SegmentsConfig(), models[name].cfg.num_classes).cuda()
     inputs, targets = sg_inputs(g, 4, 38, 192)
 
     def step(name):
@@ -200,7 +201,8 @@ def sgmamba_main(args) -> None:
         rows.append({"variant": name, "params_m": n, "ccm_m": ccm, "train_it_s": speed[name], "peak_gib": gib})
         print(f"{name:<11}{n:>10.1f}{ccm:>8.1f}{spread(speed[name]):>24}{gib:>10.2f}")
     # the cascade, per video: stage 1 on the clip, stage 2 on two windows
-    from detect.tasks.segments import decode_video
+    from detect.tasks.segments.postprocess import PostprocessConfig
+    from detect.tasks.segments.task import decode_video
 
     stage1 = create_model("actionmamba-dbm", num_classes=1).cuda().eval()
     stage2 = models["down 512"].eval()
@@ -212,10 +214,10 @@ def sgmamba_main(args) -> None:
     def video():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out1 = stage1(clip, clip_mask)
-            decode_video(out1, 0, stage1.cfg.postprocess)
+            decode_video(out1, 0, PostprocessConfig())
             out2 = stage2(**windows)
             for i in range(2):
-                segs = decode_video(out2, i, stage2.cfg.postprocess)[0]
+                segs = decode_video(out2, i, PostprocessConfig())[0]
         segs.cpu()
 
     for _ in range(5):

@@ -14,7 +14,7 @@ import statistics
 
 import torch
 
-from detect.models import layers
+from detect.layers import masked as layers
 from segment_bench import make_model, segment_step_fn, spread, thumos_train_batch, timed_detections, timed_steps
 
 EXACT = layers.MaskedConv1D.forward

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compare_actionformer import build_official  # noqa: E402
 from segment_bench import make_model, thumos_train_batch  # noqa: E402
 
-from detect.tasks.segments import SegmentLoss  # noqa: E402
+from detect.tasks.segments.config import SegmentsConfig  # noqa: E402
+from detect.tasks.segments.task import SegmentLoss  # noqa: E402
 
 
 class SavedTensorCensus:
@@ -115,7 +116,7 @@ def main() -> None:
         del official
     for name in args.model.split(","):
         model = make_model(name, backend, args.device).train()
-        criterion = SegmentLoss(model.cfg).to(args.device)
+        criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(args.device)
 
         def forward():
             with autocast:

@@ -15,7 +15,9 @@ import torch
 
 from detect.models import create_model
 from detect.models.detector import ActionDetector
-from detect.tasks.segments import SegmentLoss, decode_to_host, to_seconds
+from detect.tasks.segments.config import SegmentsConfig
+from detect.tasks.segments.postprocess import PostprocessConfig
+from detect.tasks.segments.task import SegmentLoss, decode_to_host, to_seconds
 
 STRIDE, WINDOW, FPS = 4, 16, 30.0
 
@@ -54,7 +56,7 @@ def segment_step_fn(model, feats, mask, segments, labels, amp):
     """A training step of ``model`` on this batch (AdamW, lr 1e-4); ``step.footprint()`` gives its
     resident bytes."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    criterion = SegmentLoss(model.cfg).to(feats.device)
+    criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(feats.device)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -105,7 +107,7 @@ def timed_detections(model, forward, x: torch.Tensor, amp: bool):
         out = forward(features=xp, mask=mask)
     torch.cuda.synchronize()
     t1 = time.perf_counter()
-    segs, scores, labels = decode_to_host(out, 0, model.cfg.postprocess)
+    segs, scores, labels = decode_to_host(out, 0, PostprocessConfig())
     seconds = to_seconds(segs, _Item(n))
     t2 = time.perf_counter()
     return (1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)), (seconds, scores, labels)

@@ -27,7 +27,7 @@ from extract.registry import RegistryError
 
 from .errors import ConfigError
 from .models import model_entry
-from .tasks import TASKS, get_task, task_for_card
+from .tasks import get_task, task_for_card
 
 
 def _at_least(cfg: Any, **bounds: float) -> None:
@@ -292,8 +292,11 @@ def task_section(name: str | None, card, given: dict[str, Any], default: str | N
         name = task_for_card(card.task) if card is not None else default
     if name is None:
         raise ConfigError("task.name is missing: name the task or data.dataset")
-    task = get_task(name) if name in TASKS else None
-    from_card = task.config.card_defaults(card.evaluation) if task and card and card.task == task.card_task else {}
+    try:
+        task = get_task(name)
+    except RegistryError as exc:
+        raise ConfigError(f"task.name: {exc}") from None
+    from_card = task.config.card_defaults(card.evaluation) if card and card.task == task.card_task else {}
     return {"name": name, **from_card, **given}
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import sys
 import typing
 from typing import Any
 
 from .config import DataConfig, EvalConfig, OptimConfig, RunConfig
 from .models import MODELS, model_entry
+from .tasks import TASKS
 
 _FIELD = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
 
@@ -78,9 +80,16 @@ def render() -> str:
             ""]
     table = ["| key | type | default | meaning |", "|---|---|---|---|"]
     parts = head + ["## Run", ""] + table + [r for r in _rows(RunConfig, "", expand=False)
-                                             if not r.startswith(("| `model`", "| `data`"))]
+                                             if not r.startswith(("| `model`", "| `data`", "| `task`"))]
     for section, cls in [("data", DataConfig), ("optim", OptimConfig), ("eval", EvalConfig)]:
         parts += ["", f"## `{section}`", ""] + table + _rows(cls, f"{section}.")
+    parts += ["", "## `task`, per `task.name`", "",
+              "`task.name` defaults to the dataset card's task (`data.dataset`), else to the task of the model's "
+              "output; the card fills the keys it gives (evaluation protocol) wherever the config leaves them "
+              "unset."]
+    for name, task in TASKS.items():
+        summary = (sys.modules[task.__module__].__doc__ or name).strip().splitlines()[0]
+        parts += ["", f"### `{name}`", "", summary, ""] + table + _rows(task.config, "task.")
     parts += ["", "## `model`, per `model.name`", "",
               "`python -m detect models` lists the models with their task, streams and size."]
     for name in sorted(MODELS):

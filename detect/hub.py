@@ -14,7 +14,8 @@ def model_card(state: dict[str, Any], repo_id: str, filename: str) -> str:
     cfg = state["config"]
     val = state.get("val") or state.get("best") or {}
     streams = "; ".join(f"{name}: {', '.join(paths)}" for name, paths in cfg["data"]["streams"].items())
-    lines = [f"# {repo_id}", "", f"Model `{cfg['model']['name']}` trained with mamba-tad, "
+    task = (cfg.get("task") or {}).get("name", "?")
+    lines = [f"# {repo_id}", "", f"Model `{cfg['model']['name']}` trained with mamba-tad for the `{task}` task, "
              f"{cfg['model']['num_classes']} classes.", "",
              f"- data: {cfg['data']['dataset'] or cfg['data']['annotations']} (streams: {streams})",
              f"- epoch: {state.get('epoch')}; validation: {json.dumps(val)}", "",

@@ -1,4 +1,6 @@
-"""What models return, one type per task; the task's loss, inference and metric read these."""
+"""What models return, one type per task; the task's loss, inference and metric read these.
+Each output type tells what one video of a batch owns (``video``): the registry-wide tests
+compare a video alone and batched through it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,6 +23,15 @@ class DetectorOutput:
     points: list[torch.Tensor]
     towers: list["DetectorOutput"] = field(default_factory=list)
 
+    def video(self, index: int, length: int) -> list[torch.Tensor]:
+        """What video ``index`` of the batch owns: its logits and offsets on the valid points of
+        every level (``length`` valid level-0 steps)."""
+        rows = []
+        for logits, offsets, stride in zip(self.cls_logits, self.offsets, self.strides):
+            valid = -(-length // stride)
+            rows += [logits[index, :valid], offsets[index, :valid]]
+        return rows
+
 
 @dataclass
 class FrameOutput:
@@ -32,12 +43,20 @@ class FrameOutput:
     aux_logits: list[torch.Tensor] = field(default_factory=list)
     extra_losses: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def video(self, index: int, length: int) -> list[torch.Tensor]:
+        """What video ``index`` of the batch owns: its ``length`` valid steps of every output."""
+        return [x[index, :length] for x in [self.logits, *self.aux_logits]]
+
 
 @dataclass
 class ClipOutput:
     """``clips`` task: one ``logits (B, K)`` row per clip."""
 
     logits: torch.Tensor
+
+    def video(self, index: int, length: int) -> list[torch.Tensor]:
+        """What clip ``index`` of the batch owns: its logits row."""
+        return [self.logits[index]]
 
 
 def make_points(lengths: list[int], strides: list[int], ranges: list[tuple[float, float]],

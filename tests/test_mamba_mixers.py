@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from detect.models import mamba
+from detect.layers import mamba
 from detect.layers.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reverse_within
 
 

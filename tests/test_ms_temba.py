@@ -3,7 +3,7 @@ groups, and learning planted per-frame actions."""
 import pytest
 import torch
 from planted import task_config
-from test_padding import trained_like
+from trained_like import trained_like
 
 from detect.config import load_config
 from detect.data.synthetic import write_context_dataset

@@ -51,7 +51,7 @@ def tiny_sg(**fields):
 
 
 def test_a_video_alone_and_in_a_padded_batch_give_the_same_outputs():
-    from test_padding import trained_like
+    from trained_like import trained_like
 
     torch.manual_seed(0)
     model = trained_like(tiny_sg(), seed=1).double().eval()

@@ -66,13 +66,14 @@ def prepare(cfg: RunConfig) -> Run:
 
 def check_channels(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
     """The model's input widths against the stores' (video ``vid``): a config error, not a conv error."""
-    expected = model_entry(cfg.model.name).input_channels
+    expected = model_entry(cfg.model.name).input_shapes
     if expected is None:
         return
     streams.require([vid])
     found = streams.channels(vid)
-    for stream, (key, channels) in expected(cfg.model).items():
-        if stream in found and found[stream] != channels:
+    for stream, (key, shape) in expected(cfg.model).items():
+        channels = shape[0]
+        if len(shape) == 1 and stream in found and found[stream] != channels:
             stores = ", ".join(str(s.path) for s in streams.stores[stream])
             raise ConfigError(f"{key} is {channels}, but stream {stream!r} ({stores}) has {found[stream]} channels")
 

@@ -53,5 +53,8 @@ for _name, _config, _text in [
 ]:
     register_model(_name, config=_config, output=DetectorOutput, streams=STREAMS, description=_text,
                    example=THUMOS14_I3D,
-                   input_channels=lambda cfg: {"features": ("model.backbone.input_dim", cfg.backbone.input_dim)},
+                   input_shapes=lambda cfg: {"features": ("model.backbone.input_dim", (cfg.backbone.input_dim,))},
+                   tiny={"head_dim": 16, "regression_range": [[0, 4], [4, 8], [8, 16], [16, 10000]],
+                         "backbone": {"input_dim": 8, "embd_dim": 16, "arch": [2, 1, 3],
+                                      **({"window": 5} if _name == "actionformer" else {})}},
                    )(ActionDetector)

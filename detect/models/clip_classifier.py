@@ -21,7 +21,8 @@ class ClipPoolConfig:
 @register_model("clip-pool", config=ClipPoolConfig, output=ClipOutput, streams=("features",),
                 description="clip classification baseline: masked mean+max pooling, linear head",
                 example={"num_classes": 17},
-                input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})
+                input_shapes=lambda cfg: {"features": ("model.input_dim", (cfg.input_dim,))},
+                tiny={"input_dim": 8})
 class ClipPoolClassifier(nn.Module):
     def __init__(self, cfg: ClipPoolConfig) -> None:
         super().__init__()

@@ -26,7 +26,8 @@ class FrameConvConfig:
 @register_model("frame-conv", config=FrameConvConfig, output=FrameOutput, streams=("features",),
                 description="per-frame multi-label baseline: residual temporal convs, linear head",
                 example={"num_classes": 157},
-                input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})
+                input_shapes=lambda cfg: {"features": ("model.input_dim", (cfg.input_dim,))},
+                tiny={"input_dim": 8, "dim": 16})
 class FrameConvClassifier(nn.Module):
     def __init__(self, cfg: FrameConvConfig) -> None:
         super().__init__()

@@ -221,7 +221,8 @@ def cstate_similarity(states: GroupStates) -> torch.Tensor:
 @register_model("ms-temba", config=MSTembaConfig, output=FrameOutput, streams=("features",),
                 description="MS-Temba: dilated multi-scale bidirectional SSM blocks, Mamba fuser, deep supervision",
                 example={"num_classes": 157},
-                input_channels=lambda cfg: {"features": ("model.input_dim", cfg.input_dim)})
+                input_shapes=lambda cfg: {"features": ("model.input_dim", (cfg.input_dim,))},
+                tiny={"input_dim": 6, "embed_dims": [8, 12, 16], "backend": "torch"})
 class MSTemba(nn.Module):
     def __init__(self, cfg: MSTembaConfig) -> None:
         super().__init__()

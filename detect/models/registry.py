@@ -27,7 +27,7 @@ class ModelEntry:
     streams: tuple[str, ...]            # input streams, by name: ``model(**streams, mask=mask)``
     description: str
     example: dict[str, Any] = field(default_factory=dict)  # the required fields, for `detect models`
-    input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None  # stream -> (config key, channels)
+    input_shapes: Callable[[Any], dict[str, tuple[str, tuple[int, ...]]]] | None = None  # stream -> (key, step shape)
     tiny: dict[str, Any] = field(default_factory=dict)     # fields for a CPU-sized instance (registry-wide tests)
 
     @property
@@ -46,12 +46,13 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 def register_model(name: str, *, config: type, output: type | None, streams: tuple[str, ...], description: str,
                    example: dict[str, Any] | None = None,
-                   input_channels: Callable[[Any], dict[str, tuple[str, int]]] | None = None,
+                   input_shapes: Callable[[Any], dict[str, tuple[str, tuple[int, ...]]]] | None = None,
                    tiny: dict[str, Any] | None = None) -> Callable:
     """Class or function decorator: ``build(cfg) -> nn.Module`` under ``name``. ``output`` is the
     output type ``forward`` returns (its task checks it when a config is loaded);
-    ``input_channels`` tells, per ``(C, T)`` stream, the config key and the channels the model
-    expects, so that a mismatch with the stores is a config error before training starts;
+    ``input_shapes`` tells, per stream, the config key that sets it and the shape of one step as
+    the model takes it (``(C,)`` for a ``(B, C, T)`` stream, else ``(B, T, *shape)``), so that a
+    mismatch with the stores is a config error before training starts;
     ``tiny`` holds config fields that make the model small enough for a CPU test."""
     if "name" in {f.name for f in dataclasses.fields(config)}:
         raise TypeError(f"{config.__name__} declares a 'name' field: the registry names the model")
@@ -59,7 +60,7 @@ def register_model(name: str, *, config: type, output: type | None, streams: tup
     def entry(build: Callable) -> ModelEntry:
         config.name = name
         return ModelEntry(name, config, build, output, tuple(streams), description, dict(example or {}),
-                          input_channels, dict(tiny or {}))
+                          input_shapes, dict(tiny or {}))
     return MODELS.register(name, entry)
 
 

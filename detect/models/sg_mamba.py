@@ -85,7 +85,13 @@ def fuse(skeleton: DetectorOutput, appearance: DetectorOutput, vw: float) -> Det
 @register_model("sg-mamba", config=SGMambaConfig, output=DetectorOutput, streams=("features", "heatmaps"),
                 description="SG-Mamba: appearance + skeleton-heatmap towers, cross-Mamba (CCM) fusion",
                 example={"num_classes": 7},
-                input_channels=lambda cfg: {"features": ("model.appearance_dim", cfg.appearance_dim)})
+                input_shapes=lambda cfg: {"features": ("model.appearance_dim", (cfg.appearance_dim,)),
+                                          "heatmaps": ("model.heatmap", (cfg.heatmap.window, cfg.heatmap.size,
+                                                                         cfg.heatmap.size))},
+                tiny={"appearance_dim": 12, "down_dim": 8, "head_dim": 8, "ccm_layers": 1,
+                      "heatmap": {"window": 4, "size": 14, "patch": 7, "dim": 8, "depth": 1},
+                      "backbone": {"embd_dim": 8, "arch": [1, 1, 2], "backend": "torch"},
+                      "regression_range": [[0, 4], [4, 8], [8, 1000]]})
 class SGMamba(nn.Module):
     def __init__(self, cfg: SGMambaConfig) -> None:
         super().__init__()

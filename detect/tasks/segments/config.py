@@ -26,7 +26,7 @@ class SegmentsConfig:
     # inference
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     # evaluation: the dataset card's protocol unless set
-    tiou: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7])
+    tiou: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7])  # the card's unless set
     clean_gt: bool = True                   # merge overlapping ground truth of a class first (THUMOS14)
     restrict_to_subset: bool = False        # ignore detections on videos outside the split (else false positives)
     # class-agnostic proposals labelled by an external video classifier (ActivityNet, HACS)
