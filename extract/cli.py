@@ -132,12 +132,12 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     for name in args.names:
         if name.startswith("clip:"):  # open_clip fetches and caches its own weights
-            from .cli_extract import _device
+            from .extraction import resolve_device
             from .models.clip import load_clip
             from .weights import weights_dir
 
             _, arch, tag = name.split(":", 2)
-            load_clip(arch, tag, _device("cpu"), cache_dir=str(weights_dir() / "open_clip"))
+            load_clip(arch, tag, resolve_device("cpu"), cache_dir=str(weights_dir() / "open_clip"))
             print(f"{name}: cached under {weights_dir() / 'open_clip'}")
             continue
         print(f"{name}: {download(name)}")

@@ -1,46 +1,27 @@
 """``python -m extract EXTRACTOR``: snippet features from videos into a store, for every
-registered extractor (:mod:`extract.extractors`); no model code here."""
+registered extractor (:mod:`extract.extractors`): options from the extractor's spec, then
+:func:`extract.run`; no model code here."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
-
-DTYPES = ("fp32", "bf16", "fp16")
-
-def add_input_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
-    """Every extractor's options: where videos come from and go (:func:`add_source_args`) and
-    how the model runs."""
-    src = add_source_args(p)
-    p.add_argument("--batch-size", type=int, default=32, help="snippets per GPU batch (default 32)")
-    p.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (auto: this rank's GPU if any)")
-    p.add_argument("--dtype", default="fp32", choices=DTYPES, help="autocast precision on CUDA")
-    return src
+from typing import Any
 
 
 def add_source_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
-    """Inputs, decoding and the output store (what commands without a model need too)."""
-    src = p.add_mutually_exclusive_group(required=True)
+    """Where videos come from and where the store goes (the spec's fields hold how)."""
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--video-dir", type=Path, help="folder of videos (searched recursively by extension)")
     src.add_argument("--list", type=Path, help="text file with one video path per line")
     src.add_argument("--frame-dir", type=Path, help="folders of frames, e.g. from `python -m extract frames`")
     p.add_argument("--id-style", default="auto", choices=("auto", "stem", "relative"),
                    help="video ids: stems when unique (auto), always stems, or relative paths")
     p.add_argument("--out", required=True, type=Path, help="store to create or resume")
-    p.add_argument("--fps", default="native", help="'native' or a frame rate to resample to (default native)")
-    p.add_argument("--size", type=int, default=224, help="frame size fed to the model (default 224)")
-    p.add_argument("--spatial", default="center-crop", choices=("center-crop", "resize"),
-                   help="short side to --size then centre crop, or squash to --size x --size")
-    p.add_argument("--decoder", default="auto", choices=("auto", "decord", "torchcodec", "ffmpeg"),
-                   help="auto: decord when its frame count and timestamps check out, else an ffmpeg pipe "
-                        "(by timestamp); torchcodec (optional) samples by timestamp with exact seeking")
-    p.add_argument("--workers", type=int, default=4, help="decoding processes (default 4)")
-    p.add_argument("--shards", type=int, default=16, help="shards of a new store")
-    p.add_argument("--retry-failed", action="store_true", help="try again videos that failed before")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
-    p.add_argument("--strict", action="store_true",
-                   help="fail a video that decodes short of its container's length (default: store it, warn)")
     p.add_argument("--anonymize", type=Path, metavar="MAPPING",
                    help="store videos under keyed-hash ids of this mapping file (the one `extract annotations "
                         "convert --anonymize` wrote), and their paths nowhere")
@@ -48,81 +29,88 @@ def add_source_args(p: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGr
     return src
 
 
+def _metadata(spec: type, name: str) -> typing.Mapping[str, Any]:
+    """A field's option metadata: its own, else the nearest base class's (a subclass that only
+    changes a default keeps the base's help)."""
+    for cls in spec.__mro__:
+        f = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata:
+            return f.metadata
+    return {}
+
+
+def add_spec_arguments(p: argparse.ArgumentParser, spec: type, inputs: argparse._MutuallyExclusiveGroup) -> None:
+    """One option per field of the dataclass ``spec``, from its type, default and metadata
+    (:func:`extract.spec.opt`); ``input`` fields join the ``inputs`` group."""
+    hints = typing.get_type_hints(spec)
+    for f in dataclasses.fields(spec):
+        meta = _metadata(spec, f.name)
+        kind = next((a for a in typing.get_args(hints[f.name]) if a is not type(None)), hints[f.name])
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else f.default
+        text = meta.get("help", "") + (f" (default {default})" if default not in (None, False, "") else "")
+        kwargs: dict[str, Any] = {"dest": f.name, "help": text}
+        if kind is bool:
+            kwargs.update(action="store_true")
+        else:
+            kwargs.update(type=meta.get("parse") or (kind if kind in (int, float, Path) else str), default=default,
+                          choices=meta.get("choices"), required=required)
+        (inputs if meta.get("input") else p).add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def spec_from_args(spec: type, args: argparse.Namespace) -> Any:
+    """The ``spec`` dataclass of the parsed options (its checks raise ``ValueError``)."""
+    return spec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(spec)})
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """One subcommand per registered extractor: the shared input options plus its own."""
+    """One subcommand per registered extractor: the inputs plus its spec's fields."""
     from .extractors import EXTRACTORS
 
     for name, extractor in EXTRACTORS.items():
         p = sub.add_parser(name, help=extractor.help, description=extractor.help, epilog=extractor.examples,
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
-                           conflict_handler="resolve")  # an extractor may redefine a shared option
-        extractor.add_arguments(p, add_input_args(p))
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_spec_arguments(p, extractor.spec, add_source_args(p))
         p.set_defaults(func=run_extractor, extractor=extractor)
-
-
-def _device(name: str):
-    import os
-
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        # one GPU per process: torchrun's LOCAL_RANK, else the first GPU (never all of them)
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
-def _plan(args: argparse.Namespace, streams, device, size: int, window: int, stride: int):
-    """The runner's plan from the options every extractor shares."""
-    import torch
-
-    from .runner import Plan
-    from .video.decode import DecodeSpec
-
-    fps = None if args.fps == "native" else float(args.fps)
-    autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    decode = DecodeSpec(size=size, spatial=args.spatial, fps=fps, decoder=args.decoder, strict=args.strict)
-    return Plan(streams, decode,
-                window=window, stride=stride, tail=args.tail, batch_size=args.batch_size, device=device,
-                autocast=autocast if device.type == "cuda" else None)
 
 
 def anonymized(sources, mapping: Path):
     """``sources`` under anonymised ids, named by those ids in stores and messages."""
-    import dataclasses
-
     from .annotations.anonymize import anonymize_ids
 
     ids = anonymize_ids([s.video_id for s in sources], mapping)
     return [dataclasses.replace(s, video_id=ids[s.video_id], shown_as=ids[s.video_id]) for s in sources]
 
 
-def run_extractor(args: argparse.Namespace) -> int:
-    """Build the chosen extractor, then decode, extract and store every video."""
-    from .runner import extract
-    from .store import StoreError
+def sources_of(args: argparse.Namespace, spec: Any) -> list:
+    """The inputs the options name: exactly one of --video-dir, --list, --frame-dir or a folder
+    field of the spec (``--flow-dir``), anonymised with ``--anonymize``."""
     from .video.sources import find_videos
+
+    own = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if _metadata(type(spec), f.name).get("input")}
+    given = {k: v for k, v in {"video_dir": args.video_dir, "list": args.list, "frame_dir": args.frame_dir,
+                               **own}.items() if v is not None}
+    if len(given) != 1:
+        names = ["--video-dir", "--list", "--frame-dir", *("--" + k.replace("_", "-") for k in own)]
+        raise ValueError(f"give exactly one of {', '.join(names)}")
+    frames = next((v for k, v in given.items() if k not in ("video_dir", "list")), None)
+    sources = find_videos(args.video_dir, args.list, frames, args.id_style)
+    return anonymized(sources, args.anonymize) if args.anonymize else sources
+
+
+def run_extractor(args: argparse.Namespace) -> int:
+    """The chosen extractor's spec from the options, its inputs, then :func:`extract.run`."""
+    from .extraction import run
+    from .store import StoreError
     from .weights import MissingWeightsError
 
-    device = _device(args.device)
     try:
-        built = args.extractor.build(args, device)
-        sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
-        if args.anonymize:
-            sources = anonymized(sources, args.anonymize)
-    except (FileNotFoundError, ValueError, MissingWeightsError, RuntimeError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    if not sources:
-        raise SystemExit("error: no videos found")
-    plan = _plan(args, built.streams, device, built.size, built.window, built.stride)
-    try:
-        summary = extract(sources, built.store or args.out, built.info, plan, workers=args.workers,
-                          retry_failed=args.retry_failed)
-        if built.after is not None:
-            summary = built.after(summary)
-    except StoreError as exc:
+        spec = spec_from_args(args.extractor.spec, args)
+        sources = sources_of(args, spec)
+        if not sources:
+            raise SystemExit("error: no videos found")
+        summary = run(spec, sources, args.out)
+    except (FileNotFoundError, ValueError, MissingWeightsError, RuntimeError, StoreError) as exc:
         raise SystemExit(f"error: {exc}") from None
     return report(summary, args)
 

@@ -9,15 +9,27 @@ frame indices as its grid's ``starts``. Resumable; failures are recorded, as in 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
+from .spec import DecodeOptions, opt
 from .store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta
 from .video.decode import DecodeError, DecodeSpec, FrameStream
-from .video.sources import Source, find_videos
+from .video.sources import Source
+
+
+@dataclass(kw_only=True)
+class ClipFramesSpec(DecodeOptions):
+    frames: int = opt(16, "frames per clip")
+    spatial: str = opt("resize", "squash to --size squared (as the MSF-Mamba pipeline) or short side + centre crop",
+                       choices=("center-crop", "resize"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frames < 1:
+            raise ValueError(f"--frames must be at least 1, got {self.frames}")
 
 
 def uniform_indices(length: int, count: int) -> np.ndarray:
@@ -37,55 +49,56 @@ def sample_clip(source: Source, spec: DecodeSpec, count: int) -> tuple[np.ndarra
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .cli_extract import add_source_args
+    from .cli_extract import add_source_args, add_spec_arguments
 
     p = sub.add_parser("clip-frames", help="clips as N uniformly sampled uint8 frames each (recognition input)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
 examples:
   python -m extract clip-frames --video-dir smg_clips/ --out stores/smg_frames16 --frames 16 --size 224 --spatial resize
   python -m detect train --config configs/smg_msf_mamba_s.yaml
-""", conflict_handler="resolve")
-    add_source_args(p)
-    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    p.add_argument("--spatial", default="resize", choices=("center-crop", "resize"),
-                   help="squash to --size squared (default, as the MSF-Mamba pipeline) or short side + centre crop")
+""")
+    add_spec_arguments(p, ClipFramesSpec, add_source_args(p))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .cli_extract import report, sources_of, spec_from_args
+
+    try:
+        spec = spec_from_args(ClipFramesSpec, args)
+        sources = sources_of(args, spec)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if not sources:
+        raise SystemExit("error: no videos found")
+    return report(write_clip_frames(spec, sources, args.out), args)
+
+
+def write_clip_frames(spec: ClipFramesSpec, sources: list[Source], out) -> dict:
+    """``spec.frames`` uniform frames of each source into the store ``out``; the summary."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
-    from .cli_extract import anonymized, report
-
-    if args.frames < 1:
-        raise SystemExit(f"error: --frames must be >= 1, got {args.frames}")
-    try:
-        sources = find_videos(args.video_dir, args.list, args.frame_dir, args.id_style)
-        if args.anonymize:
-            sources = anonymized(sources, args.anonymize)
-        spec = DecodeSpec(size=args.size, spatial=args.spatial, fps=None if args.fps == "native" else float(args.fps),
-                          decoder=args.decoder, strict=args.strict)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    info = StoreInfo(feature=f"frames{args.frames}_{args.size}", dtype="uint8", num_shards=args.shards,
-                     step_shape=[args.size, args.size, 3],
-                     preprocessing={"size": args.size, "spatial": args.spatial, "frames": args.frames,
-                                    "sampling": "floor((i + 0.5) * L / N)", "fps": args.fps})
+    decode = DecodeSpec(size=spec.size, spatial=spec.spatial, fps=spec.decode_fps, decoder=spec.decoder,
+                        strict=spec.strict)
+    info = StoreInfo(feature=f"frames{spec.frames}_{spec.size}", dtype="uint8", num_shards=spec.shards,
+                     step_shape=[spec.size, spec.size, 3],
+                     preprocessing={"size": spec.size, "spatial": spec.spatial, "frames": spec.frames,
+                                    "sampling": "floor((i + 0.5) * L / N)", "fps": spec.fps})
     started = time.perf_counter()
     summary = {"written": 0, "skipped": 0, "failed": {}, "warnings": {}, "snippets": 0}
 
     def one(src: Source):
         try:
-            return src, sample_clip(src, spec, args.frames), None
+            return src, sample_clip(src, decode, spec.frames), None
         except (DecodeError, OSError) as exc:
             return src, None, src.redact(str(exc))
 
-    with StoreWriter(args.out, info, retry_failed=args.retry_failed) as writer:
+    with StoreWriter(out, info, retry_failed=spec.retry_failed) as writer:
         by_id = {s.video_id: s for s in sources}
         todo = writer.todo(by_id)
         summary["skipped"] = sum(writer.owns(v) for v in by_id) - len(todo)
-        jobs = Parallel(n_jobs=max(1, args.workers), prefer="threads", return_as="generator")(
+        jobs = Parallel(n_jobs=max(1, spec.workers), prefer="threads", return_as="generator")(
             delayed(one)(by_id[v]) for v in todo)
         for src, result, error in tqdm(jobs, total=len(todo), desc="clips", unit="clip", disable=None):
             if error is not None:
@@ -94,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
                 continue
             writer.write(src.video_id, *result)
             summary["written"] += 1
-            summary["snippets"] += args.frames
+            summary["snippets"] += spec.frames
     summary["seconds"] = time.perf_counter() - started
-    return report(summary, args)
+    return summary

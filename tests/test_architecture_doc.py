@@ -144,22 +144,32 @@ def test_the_task_example_trains_writes_and_scores_its_predictions(registries, m
         load_config(None, base=cfg)
 
 
-def test_the_add_an_extractor_example_extracts_a_video(monkeypatch, tmp_path):
+def test_the_extractor_example_runs_from_the_cli_and_from_python(monkeypatch, tmp_path, capsys):
     import numpy as np
     from videos import make_video
 
+    import extract
     import extract.extractors
     from extract.cli import main
     from extract.store import open_store
 
-    code, = blocks("Adding an extractor")
+    extractor_code, python_code = blocks("Adding an extractor")
     monkeypatch.setattr(extract.extractors, "EXTRACTORS", copy_of(extract.extractors.EXTRACTORS))
-    exec(compile(code, str(DOC), "exec"), {"__name__": "mean_rgb_example"})
+    load_module(extractor_code, "extract.extractors.mean_rgb", monkeypatch)
     (tmp_path / "videos").mkdir()
     make_video(tmp_path / "videos" / "clip", 40, fps=25.0, width=64, height=48)
     store = tmp_path / "store"
     assert main(["mean-rgb", "--video-dir", str(tmp_path / "videos"), "--out", str(store), "--size", "32",
-                 "--device", "cpu", "--workers", "0"]) == 0
+                 "--device", "cpu", "--workers", "0", "--gamma", "0.5"]) == 0
     features = open_store(store).read("clip")
-    assert features.shape == ((40 - 16) // 4 + 1, 3)
+    assert features.shape == ((40 - 16) // 8 + 1, 3)                 # the spec's stride default, 8
     assert np.all((features > 0) & (features < 1))
+    assert open_store(store).info.grid == {"window": 16, "stride": 8, "tail": "drop", "fps": "native"}
+    with pytest.raises(SystemExit):
+        main(["mean-rgb", "--help"])
+    assert "--gamma GAMMA" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="^error: --gamma must be positive, got -1.0$"):
+        main(["mean-rgb", "--video-dir", str(tmp_path / "videos"), "--out", str(tmp_path / "bad"), "--gamma", "-1"])
+    monkeypatch.chdir(tmp_path)   # the Python example, with its paths
+    exec(compile(python_code, str(DOC), "exec"), {"__name__": "run_example"})
+    np.testing.assert_allclose(open_store(tmp_path / "stores" / "x").read("clip"), features ** 2, rtol=1e-5)

@@ -38,6 +38,7 @@ class DetectorConfig:
         if isinstance(self.backbone, dict):
             self.backbone = typing.get_type_hints(type(self))["backbone"](**self.backbone)
         self.regression_range = tuple(tuple(r) for r in self.regression_range)
+        self.head_empty_cls = tuple(self.head_empty_cls)
         if len(self.regression_range) != self.backbone.num_levels:
             raise ValueError(f"{len(self.regression_range)} regression ranges for {self.backbone.num_levels} "
                              f"pyramid levels (arch {self.backbone.arch})")

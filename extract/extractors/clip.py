@@ -1,11 +1,38 @@
 """``clip``: CLIP image features through open_clip, per frame or averaged per snippet."""
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..spec import ExtractSpec, GridSpec, opt
 from . import EXTRACTORS
 from .base import Extraction, Extractor
+
+POOLS = ("window", "frame")
+QUICK_GELU = ("auto", "yes", "no")
+
+
+@dataclass(kw_only=True)
+class ClipSpec(GridSpec):
+    size: int | None = opt(None, "frame size fed to the model (default: the model's own)")
+    stride: int = 16                        # non-overlapping 16-frame windows
+    tail: str = "pad"
+    model: str = opt("ViT-L-14", "open_clip architecture, or hf-hub:ORG/REPO")
+    pretrained: str = opt("openai", "pretrained tag, or a local checkpoint file")
+    model_config: Path | None = opt(None, "JSON config of a custom architecture (open_clip format)")
+    quick_gelu: str = opt("auto", "auto: as the pretrained tag says (required for a local file whose training "
+                                  "used it: yes)", choices=QUICK_GELU)
+    pool: str = opt("window", "mean over each snippet's frames, or one vector per frame", choices=POOLS)
+    normalize: bool = opt(False, "L2-normalise the features")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pool not in POOLS or self.quick_gelu not in QUICK_GELU:
+            raise ValueError(f"--pool must be one of {POOLS} and --quick-gelu one of {QUICK_GELU}")
+
+    def grid(self) -> dict[str, Any]:
+        return super().grid() if self.pool == "window" else ExtractSpec.grid(self)
 
 
 @EXTRACTORS.register("clip")
@@ -24,41 +51,26 @@ decoder (bilinear, open_clip uses bicubic). OpenAI / LAION-400M weights get Quic
 tag requires. Features are not L2-normalised unless --normalize.
 """
 
-    @staticmethod
-    def add_arguments(p, inputs):
-        p.add_argument("--model", default="ViT-L-14", help="open_clip architecture, or hf-hub:ORG/REPO")
-        p.add_argument("--pretrained", default="openai", help="pretrained tag, or a local checkpoint file")
-        p.add_argument("--model-config", type=Path, help="JSON config of a custom architecture (open_clip format)")
-        p.add_argument("--quick-gelu", choices=("auto", "yes", "no"), default="auto",
-                       help="auto: as the pretrained tag says (required for a local file whose training used it: yes)")
-        p.add_argument("--pool", default="window", choices=("window", "frame"), help="mean over snippets, or per frame")
-        p.add_argument("--window", type=int, default=16, help="frames per snippet for --pool window (default 16)")
-        p.add_argument("--stride", type=int, default=16, help="frames between snippets (default 16: non-overlapping)")
-        p.add_argument("--tail", default="pad", choices=("drop", "pad"), help="frames after the last whole window")
-        p.add_argument("--normalize", action="store_true", help="L2-normalise the features")
-        p.set_defaults(size=None, flow_dir=None)
+    spec = ClipSpec
 
     @staticmethod
-    def build(args: argparse.Namespace, device) -> Extraction:
+    def build(spec: ClipSpec, store: Path, device) -> Extraction:
         from ..models.clip import load_clip
         from ..runner import Stream
         from ..store import StoreInfo
         from ..weights import weights_dir
 
-        if args.model_config:
+        if spec.model_config:
             import open_clip
 
-            open_clip.add_model_config(args.model_config)
-        clip = load_clip(args.model, args.pretrained, device, args.normalize,
-                         None if args.quick_gelu == "auto" else args.quick_gelu == "yes",
+            open_clip.add_model_config(spec.model_config)
+        clip = load_clip(spec.model, spec.pretrained, device, spec.normalize,
+                         None if spec.quick_gelu == "auto" else spec.quick_gelu == "yes",
                          cache_dir=str(weights_dir() / "open_clip"))
-        window, stride = (1, 1) if args.pool == "frame" else (args.window, args.stride)
-        size = args.size or clip.image_size
+        size = spec.size or clip.image_size
         identity = clip.identity
-        info = StoreInfo(feature=f"clip_{args.model}_{args.pool}".replace("/", "_"), dtype="float32",
-                         num_shards=args.shards,
+        info = StoreInfo(feature=f"clip_{spec.model}_{spec.pool}".replace("/", "_"), dtype="float32",
                          model={"name": f"{identity['arch']}/{identity['pretrained']}", "sha256": None},
-                         preprocessing={**identity, "decoder_resize": f"{args.spatial}, bilinear", "size": size,
-                                        "pool": args.pool, "fps": args.fps, "dtype": args.dtype},
-                         grid={"window": window, "stride": stride, "tail": args.tail, "fps": args.fps})
-        return Extraction([Stream("clip", clip.snippets)], info, size, window, stride)
+                         preprocessing={**identity, "decoder_resize": f"{spec.spatial}, bilinear", "size": size,
+                                        "pool": spec.pool, "fps": spec.fps, "dtype": spec.dtype})
+        return Extraction([Stream("clip", clip.snippets)], info, size)

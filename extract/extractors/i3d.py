@@ -1,11 +1,37 @@
 """``i3d``: Inception-I3D snippet features, RGB, flow (RAFT or precomputed TV-L1) or both."""
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..spec import GridSpec, opt
 from . import EXTRACTORS
 from .base import Extraction, Extractor
+
+STREAMS = ("rgb", "flow", "both")
+FLOW_MODELS = ("raft_large", "raft_small")
+
+
+@dataclass(kw_only=True)
+class I3DSpec(GridSpec):
+    stream: str = opt("rgb", "RGB, flow or both (RGB||flow, 2048-d)", choices=STREAMS)
+    weights: str = opt("i3d-rgb-imagenet", "RGB I3D weights: registry name or file")
+    flow_weights: str = opt("i3d-flow-imagenet", "flow I3D weights: registry name or file")
+    flow_model: str = opt("raft_large", "RAFT model computing the flow", choices=FLOW_MODELS)
+    flow_dir: Path | None = opt(None, "precomputed flow (e.g. TV-L1): one folder per video of x_NNNNN/y_NNNNN "
+                                      "images (denseflow layout) and a frames.json or --fps; with --stream flow",
+                                input=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stream not in STREAMS or self.flow_model not in FLOW_MODELS:
+            raise ValueError(f"--stream must be one of {STREAMS} and --flow-model one of {FLOW_MODELS}, got "
+                             f"{self.stream!r} and {self.flow_model!r}")
+        if self.flow_dir is not None and self.stream != "flow":
+            raise ValueError("--flow-dir goes with --stream flow (extract RGB into another store; "
+                             "detect concatenates stores on channels)")
+        if self.flow_dir is None and self.stream != "rgb" and self.size < 128:
+            raise ValueError("RAFT flow needs frames of at least 128 px (its correlation pyramid); raise --size")
 
 
 def i3d_model(weights: str, device):
@@ -47,53 +73,33 @@ native frame rate, short side 224 then centre crop, inputs scaled to [-1, 1], 10
 GPU (the public features used TV-L1: not numerically identical; the store records which).
 """
 
-    @staticmethod
-    def add_arguments(p, inputs):
-        inputs.add_argument("--flow-dir", type=Path, help="precomputed flow (e.g. TV-L1): one folder per video of "
-                            "x_NNNNN/y_NNNNN images (denseflow layout) and a frames.json or --fps; with --stream flow")
-        p.add_argument("--stream", default="rgb", choices=("rgb", "flow", "both"))
-        p.add_argument("--window", type=int, default=16, help="frames per snippet (default 16)")
-        p.add_argument("--stride", type=int, default=4, help="frames between snippet starts (default 4)")
-        p.add_argument("--tail", default="drop", choices=("drop", "pad"), help="frames after the last whole window")
-        p.add_argument("--weights", default="i3d-rgb-imagenet", help="RGB I3D weights: registry name or file")
-        p.add_argument("--flow-weights", default="i3d-flow-imagenet", help="flow I3D weights: registry name or file")
-        p.add_argument("--flow-model", default="raft_large", choices=("raft_large", "raft_small"))
-        p.set_defaults(flow_dir=None)
+    spec = I3DSpec
 
     @staticmethod
-    def build(args: argparse.Namespace, device) -> Extraction:
+    def build(spec: I3DSpec, store: Path, device) -> Extraction:
         from ..models.flow import FlowStream, load_raft
         from ..runner import Stream
         from ..store import StoreInfo
 
-        if args.flow_dir is not None:
-            if args.stream != "flow":
-                raise ValueError("--flow-dir goes with --stream flow (extract RGB into another store; "
-                                 "detect concatenates stores on channels)")
-            args.frame_dir, args.video_dir, args.list = args.flow_dir, None, None
-        elif args.stream != "rgb" and args.size < 128:
-            raise ValueError("RAFT flow needs frames of at least 128 px (its correlation pyramid); raise --size")
         streams, models = [], {}
-        if args.stream in ("rgb", "both"):
-            rgb, models["rgb"] = i3d_model(args.weights, device)
+        if spec.stream in ("rgb", "both"):
+            rgb, models["rgb"] = i3d_model(spec.weights, device)
             streams.append(Stream("rgb", rgb))
-        if args.stream in ("flow", "both"):
-            flow, models["flow"] = i3d_model(args.flow_weights, device)
-            if args.flow_dir is not None:   # the decoded "frames" are already flow
+        if spec.stream in ("flow", "both"):
+            flow, models["flow"] = i3d_model(spec.flow_weights, device)
+            if spec.flow_dir is not None:   # the decoded "frames" are already flow
                 streams.append(Stream("flow", flow))
             else:
-                raft = load_raft(args.flow_model, device)
+                raft = load_raft(spec.flow_model, device)
                 streams.append(Stream("flow", flow, flow=lambda: FlowStream(raft, device)))
-        flow_used = args.stream != "rgb"
-        info = StoreInfo(feature=f"i3d_{args.stream}", dtype="float32", num_shards=args.shards,
-                         step_shape=[1024 * len(streams)],
+        flow_used = spec.stream != "rgb"
+        info = StoreInfo(feature=f"i3d_{spec.stream}", dtype="float32", step_shape=[1024 * len(streams)],
                          model={"name": "+".join(m["name"] for m in models.values()),
                                 "sha256": "+".join(m["sha256"] for m in models.values()), "streams": models},
-                         preprocessing={"size": args.size, "spatial": args.spatial, "interpolation": "bilinear",
-                                        "scale": "x / 255 * 2 - 1", "fps": args.fps,
-                                        "flow": (f"precomputed ({args.flow_dir})" if args.flow_dir else args.flow_model)
+                         preprocessing={"size": spec.size, "spatial": spec.spatial, "interpolation": "bilinear",
+                                        "scale": "x / 255 * 2 - 1", "fps": spec.fps,
+                                        "flow": (f"precomputed ({spec.flow_dir})" if spec.flow_dir else spec.flow_model)
                                         if flow_used else None,
                                         "flow_quantisation": "clamp +-20, round(128 + 255/40 f)" if flow_used else None,
-                                        "dtype": args.dtype},
-                         grid={"window": args.window, "stride": args.stride, "tail": args.tail, "fps": args.fps})
-        return Extraction(streams, info, args.size, args.window, args.stride)
+                                        "dtype": spec.dtype})
+        return Extraction(streams, info, spec.size)

@@ -1,11 +1,33 @@
 """``internvideo2``: InternVideo2 snippet features (block tokens, mean-pooled), S14 to 6B."""
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..spec import GridSpec, opt
 from . import EXTRACTORS
 from .base import Extraction, Extractor
+
+
+@dataclass(kw_only=True)
+class InternVideo2Spec(GridSpec):
+    tail: str = "pad"
+    dtype: str = "bf16"                     # bf16 weights and autocast on a GPU; the CPU stays in fp32
+    model: str | None = opt(None, "registry weights, e.g. internvideo2-1b-k400-f16 (python -m extract weights "
+                                  "lists them); or --checkpoint")
+    checkpoint: Path | None = opt(None, "a checkpoint file, or a folder of safetensors shards; or --model")
+    model_config: Path | None = opt(None, "YAML/JSON of encoder fields (InternVideo2Config) that the file's shapes "
+                                          "cannot tell, e.g. num_heads, img_size")
+    layer: int = opt(-1, "block whose tokens are pooled (-1: the last)")
+    snippet_frames: int | None = opt(None, "frames of a snippet fed to the encoder (default: all of --window)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.model is None) == (self.checkpoint is None):
+            raise ValueError("give exactly one of --model (registry weights) or --checkpoint (a file or folder)")
+        frames = self.window if self.snippet_frames is None else self.snippet_frames
+        if not 1 <= frames <= self.window:
+            raise ValueError(f"--snippet-frames must be in 1..--window ({self.window}), got {frames}")
 
 
 def _read_config(path: Path | None) -> dict:
@@ -46,23 +68,10 @@ mean over time and space, before any projector. Weights on the Hub are gated: ac
 on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file with --checkpoint.
 """
 
-    @staticmethod
-    def add_arguments(p, inputs):
-        which = p.add_mutually_exclusive_group(required=True)
-        which.add_argument("--model", help="registry weights, e.g. internvideo2-1b-k400-f16 "
-                                           "(python -m extract weights lists them)")
-        which.add_argument("--checkpoint", type=Path, help="a checkpoint file, or a folder of safetensors shards")
-        p.add_argument("--model-config", type=Path, help="YAML/JSON of encoder fields (InternVideo2Config) that the "
-                                                         "file's shapes cannot tell, e.g. num_heads, img_size")
-        p.add_argument("--layer", type=int, default=-1, help="block whose tokens are pooled (default -1: the last)")
-        p.add_argument("--window", type=int, default=16, help="frames per snippet (default 16)")
-        p.add_argument("--stride", type=int, default=4, help="frames between snippets (default 4)")
-        p.add_argument("--snippet-frames", type=int, help="frames of a snippet fed to the encoder (default: all)")
-        p.add_argument("--tail", default="pad", choices=("drop", "pad"), help="frames after the last whole window")
-        p.set_defaults(dtype="bf16")  # bf16 weights and autocast on a GPU; the CPU stays in fp32
+    spec = InternVideo2Spec
 
     @staticmethod
-    def build(args: argparse.Namespace, device) -> Extraction:
+    def build(spec: InternVideo2Spec, store: Path, device) -> Extraction:
         import torch
 
         from ..models.internvideo2 import IMAGENET_MEAN, IMAGENET_STD
@@ -71,22 +80,20 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
         from ..store import StoreInfo
         from ..weights import resolve, sha256_of
 
-        frames = args.snippet_frames or args.window
-        if not 1 <= frames <= args.window:
-            raise ValueError(f"--snippet-frames must be in 1..--window ({args.window}), got {frames}")
-        path = Path(args.checkpoint) if args.checkpoint else resolve(args.model)
-        dtype = torch.bfloat16 if device.type == "cuda" and args.dtype == "bf16" else torch.float32
-        fields = _read_config(args.model_config)
+        frames = spec.window if spec.snippet_frames is None else spec.snippet_frames
+        path = Path(spec.checkpoint) if spec.checkpoint else resolve(spec.model)
+        dtype = torch.bfloat16 if device.type == "cuda" and spec.dtype == "bf16" else torch.float32
+        fields = _read_config(spec.model_config)
         try:
             model, report = load_internvideo2(path, device, dtype, **fields)
         except CheckpointError as exc:
             raise ValueError(str(exc)) from None
         except TypeError as exc:  # a --model-config value of the wrong type
-            raise ValueError(f"{args.model_config}: {exc}") from None
-        layer = model.resolve_layer(args.layer)
+            raise ValueError(f"{spec.model_config}: {exc}") from None
+        layer = model.resolve_layer(spec.layer)
         mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1, 1)
-        pick = torch.linspace(0, args.window - 1, frames).round().long().to(device)
+        pick = torch.linspace(0, spec.window - 1, frames).round().long().to(device)
 
         @torch.inference_mode()
         def features(x: torch.Tensor) -> torch.Tensor:
@@ -100,16 +107,15 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
               + (f", GPU {report.peak_device_gib:.1f} GiB" if report.peak_device_gib is not None else ""))
         cfg = report.config
         info = StoreInfo(
-            feature=f"internvideo2_{cfg['embed_dim']}d_block{layer}", dtype="float32", num_shards=args.shards,
+            feature=f"internvideo2_{cfg['embed_dim']}d_block{layer}", dtype="float32",
             step_shape=[cfg["embed_dim"]],
-            model={"name": args.model or Path(args.checkpoint).name,
+            model={"name": spec.model or Path(spec.checkpoint).name,
                    "sha256": sha256_of(path) if path.is_file() else None, "config": cfg, "layer": layer,
                    "ignored_keys": report.ignored, "key_prefix": report.prefix},
-            preprocessing={"size": args.size, "spatial": args.spatial, "interpolation": "bilinear",
+            preprocessing={"size": spec.size, "spatial": spec.spatial, "interpolation": "bilinear",
                            "scale": "x / 255", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-                           "snippet_frames": frames, "frame_indices": pick.tolist(), "fps": args.fps,
+                           "snippet_frames": frames, "frame_indices": pick.tolist(), "fps": spec.fps,
                            "pooled": f"tokens after block {layer} of {cfg['depth']}, class token excluded, mean over "
                                      "time and space, before the projector",
-                           "dtype": str(dtype).replace("torch.", "")},
-            grid={"window": args.window, "stride": args.stride, "tail": args.tail, "fps": args.fps})
-        return Extraction([Stream("internvideo2", features)], info, args.size, args.window, args.stride)
+                           "dtype": str(dtype).replace("torch.", "")})
+        return Extraction([Stream("internvideo2", features)], info, spec.size)

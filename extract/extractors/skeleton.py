@@ -1,21 +1,25 @@
 """``skeleton``: skeleton keypoint heatmaps per frame (SG-Mamba's skeleton modality)."""
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..spec import ExtractSpec, opt
 from . import EXTRACTORS
 from .base import Extraction, Extractor
 
+POSES = ("vfss", "coco")
+MAPS = ("fusion", "keypoints", "limbs")
 
-def _pose_model(args: argparse.Namespace, device):
+
+def _pose_model(spec: "SkeletonSpec", device):
     from ..models.pose import coco_keypoint_rcnn, vfss_landmarks
     from ..weights import resolve
 
-    if args.pose == "vfss":
-        return vfss_landmarks(resolve(args.pose_weights or "sg-mamba-landmarks"), device)
+    if spec.pose == "vfss":
+        return vfss_landmarks(resolve(spec.pose_weights or "sg-mamba-landmarks"), device)
     try:
-        return coco_keypoint_rcnn(device, args.persons, args.pose_weights)
+        return coco_keypoint_rcnn(device, spec.persons, spec.pose_weights)
     except (OSError, RuntimeError) as exc:  # torchvision's download (offline) or a bad local file
         raise RuntimeError(
             f"cannot load torchvision's Keypoint R-CNN COCO_V1 weights ({exc}). On a connected machine run "
@@ -24,14 +28,46 @@ def _pose_model(args: argparse.Namespace, device):
             "--pose-weights") from None
 
 
-def _edges(text: str) -> tuple[tuple[int, int], ...]:
+def parse_edges(text: str) -> tuple[tuple[int, int], ...]:
+    """``"a-b,c-d"`` -> ``((a, b), (c, d))``: limbs as pairs of keypoint indices."""
     try:
         edges = tuple(tuple(int(v) for v in part.split("-")) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f'expected "a-b,c-d,...", got {text!r}') from None
+        raise ValueError(f'--edges: expected "a-b,c-d,...", got {text!r}') from None
     if any(len(e) != 2 or min(e) < 0 for e in edges):
-        raise argparse.ArgumentTypeError(f'expected pairs of keypoint indices "a-b,c-d,...", got {text!r}')
+        raise ValueError(f'--edges: expected pairs of keypoint indices "a-b,c-d,...", got {text!r}')
     return edges
+
+
+@dataclass(kw_only=True)
+class SkeletonSpec(ExtractSpec):
+    pose: str = opt(help="vfss: SG-Mamba's 8-landmark model; coco: torchvision Keypoint R-CNN (17 keypoints)",
+                    choices=POSES, required=True)
+    pose_weights: str | None = opt(None, "registry name or file (default: sg-mamba-landmarks / torchvision's)")
+    persons: int = opt(3, "coco: candidates kept per frame for tracking")
+    size: int = opt(56, "heatmap size")
+    spatial: str = "resize"
+    frame_size: int = opt(256, "decoded frame size fed to the pose model")
+    sigma: float = opt(4.0, "Gaussian sigma, pixels of the frame")
+    margin: float = opt(3.0, "crop margin around the keypoints, in sigmas")
+    smooth_q: float = opt(1e-4, "smoother transition variance per frame, (fraction of the frame)^2; 0 turns it off")
+    edges: tuple[tuple[int, int], ...] | None = opt(None, 'limbs as "a-b,c-d,..." keypoint indices (default: the '
+                                                          "VFSS 9-limb or the COCO 19-limb skeleton)",
+                                                    parse=parse_edges)
+    maps: str = opt("fusion", "stored map: mean of keypoint and limb maps, or one of them", choices=MAPS)
+    keypoints_out: Path | None = opt(None, "keypoint store (default: OUT_keypoints)")
+    pose_out: Path | None = opt(None, "pose candidate store (default: OUT_pose)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pose not in POSES or self.maps not in MAPS:
+            raise ValueError(f"--pose must be one of {POSES} and --maps one of {MAPS}")
+        for name in ("persons", "frame_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.sigma > 0 or self.margin < 0 or self.smooth_q < 0:
+            raise ValueError(f"need --sigma > 0, --margin >= 0 and --smooth-q >= 0, got {self.sigma}, "
+                             f"{self.margin}, {self.smooth_q}")
 
 
 @EXTRACTORS.register("skeleton")
@@ -52,67 +88,46 @@ pixels of that frame. `python -m extract verify --pair APPEARANCE_STORE OUT` che
 stores cover the same frames.
 """
 
-    @staticmethod
-    def add_arguments(p, inputs):
-        p.add_argument("--pose", required=True, choices=("vfss", "coco"),
-                       help="vfss: SG-Mamba's 8-landmark model; coco: torchvision Keypoint R-CNN (17 keypoints)")
-        p.add_argument("--pose-weights", help="registry name or file (default: sg-mamba-landmarks / torchvision's)")
-        p.add_argument("--persons", type=int, default=3, help="coco: candidates kept per frame for tracking")
-        p.add_argument("--size", type=int, default=56, help="heatmap size (default 56)")
-        p.add_argument("--frame-size", type=int, default=256, help="decoded frame size fed to the pose model")
-        p.add_argument("--sigma", type=float, default=4.0, help="Gaussian sigma, pixels of the frame (default 4)")
-        p.add_argument("--margin", type=float, default=3.0, help="crop margin around the keypoints, in sigmas")
-        p.add_argument("--smooth-q", type=float, default=1e-4,
-                       help="smoother transition variance per frame, (fraction of the frame)^2; 0 turns it off")
-        p.add_argument("--edges", type=_edges, help='limbs as "a-b,c-d,..." keypoint indices (default: the VFSS '
-                                                   "9-limb or the COCO 19-limb skeleton)")
-        p.add_argument("--maps", default="fusion", choices=("fusion", "keypoints", "limbs"),
-                       help="stored map: mean of keypoint and limb maps (default), or one of them")
-        p.add_argument("--keypoints-out", type=Path, help="keypoint store (default: OUT_keypoints)")
-        p.add_argument("--pose-out", type=Path, help="pose candidate store (default: OUT_pose)")
-        p.set_defaults(spatial="resize", tail="drop", window=1, stride=1)
+    spec = SkeletonSpec
 
     @staticmethod
-    def build(args: argparse.Namespace, device) -> Extraction:
+    def build(spec: SkeletonSpec, store: Path, device) -> Extraction:
         from ..models.pose import candidate_width
         from ..runner import Stream
         from ..skeleton.maps import RenderSpec, render_store
         from ..skeleton.render import COCO_EDGES, VFSS_EDGES
         from ..store import StoreInfo
 
-        edges = args.edges or (VFSS_EDGES if args.pose == "vfss" else COCO_EDGES)
-        spec = RenderSpec(size=args.size, sigma=args.sigma, margin=args.margin, smooth_q=args.smooth_q,
-                          output=args.maps, edges=edges)
-        if args.persons < 1:
-            raise ValueError(f"--persons must be >= 1, got {args.persons}")
-        pose = _pose_model(args, device)
+        edges = spec.edges or (VFSS_EDGES if spec.pose == "vfss" else COCO_EDGES)
+        render_spec = RenderSpec(size=spec.size, sigma=spec.sigma, margin=spec.margin, smooth_q=spec.smooth_q,
+                                 output=spec.maps, edges=edges)
+        pose = _pose_model(spec, device)
         if max(max(e) for e in edges) >= pose.keypoints:
-            raise ValueError(f"--edges name keypoint {max(max(e) for e in edges)}, but the {args.pose} model has "
+            raise ValueError(f"--edges name keypoint {max(max(e) for e in edges)}, but the {spec.pose} model has "
                              f"{pose.keypoints} keypoints")
-        out = Path(args.out)
-        pose_out = args.pose_out or out.with_name(out.name + "_pose")
-        keypoints_out = args.keypoints_out or out.with_name(out.name + "_keypoints")
+        out = Path(store)
+        pose_out = spec.pose_out or out.with_name(out.name + "_pose")
+        keypoints_out = spec.keypoints_out or out.with_name(out.name + "_keypoints")
         width = pose.persons * candidate_width(pose.keypoints)
 
         def candidates(x):
             """uint8 ``(n, 1, H, W, 3)`` -> ``(n, persons * (K*3 + 5))``."""
             return pose.run(x[:, 0]).reshape(len(x), width)
 
-        info = StoreInfo(feature=f"pose_candidates_{args.pose}", dtype="float32", num_shards=args.shards,
-                         step_shape=[width], model={"name": args.pose_weights or pose.name, **pose.identity},
-                         preprocessing={"frame_size": args.frame_size, "spatial": args.spatial, "fps": args.fps},
-                         grid={"window": 1, "stride": 1, "tail": "drop", "fps": args.fps},
+        info = StoreInfo(feature=f"pose_candidates_{spec.pose}", dtype="float32",
+                         step_shape=[width], model={"name": spec.pose_weights or pose.name, **pose.identity},
+                         preprocessing={"frame_size": spec.frame_size, "spatial": spec.spatial, "fps": spec.fps},
                          extra={"keypoints": pose.keypoints, "persons": pose.persons,
-                                "frame_size": [args.frame_size, args.frame_size]})
+                                "frame_size": [spec.frame_size, spec.frame_size]})
 
         def render(summary: dict) -> dict:
             from tqdm import tqdm
 
-            rendered = render_store(pose_out, out, keypoints_out, spec, device, retry_failed=args.retry_failed,
+            rendered = render_store(pose_out, out, keypoints_out, render_spec, device, retry_failed=spec.retry_failed,
                                     progress=lambda ids: tqdm(ids, desc="render", unit="video", disable=None))
             return {**summary, "written": rendered["written"], "skipped": rendered["skipped"],
                     "failed": {**summary["failed"], **rendered["failed"]},
                     "warnings": {**summary["warnings"], **rendered["warnings"]},
                     "stores": {"heatmaps": str(out), "keypoints": str(keypoints_out), "pose": str(pose_out)}}
 
-        return Extraction([Stream("pose", candidates)], info, args.frame_size, 1, 1, store=pose_out, after=render)
+        return Extraction([Stream("pose", candidates)], info, spec.frame_size, store=pose_out, after=render)
