@@ -332,18 +332,24 @@ def _fill_from_card(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw sections of a YAML config file; unreadable or not a mapping is a :class:`ConfigError`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None) -> RunConfig:
     """A :class:`RunConfig` from a YAML file (or ``base``), with ``key=value`` overrides."""
-    data = dict(base or {})
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = read_config_file(path) if path is not None else dict(base or {})
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(f"config: expected a mapping of sections, got {type(data).__name__}")
     data = apply_overrides(data, list(overrides))
     _check_layout(data)
     data = _fill_from_card(data)

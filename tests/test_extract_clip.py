@@ -74,6 +74,8 @@ def test_openai_tag_requires_quick_gelu():
 
 
 def test_unknown_tag_lists_the_known_ones(tmp_path):
+    make_video(tmp_path / "clip", 8, fps=10.0, width=32, height=32)
     with pytest.raises(SystemExit, match="no pretrained tag 'nope' for 'ViT-B-32'.*openai"):
         main(["clip", "--video-dir", str(tmp_path), "--out", str(tmp_path / "s"), "--model", "ViT-B-32",
               "--pretrained", "nope", "--device", "cpu"])
+    assert not (tmp_path / "s").exists()   # refused before a store was made

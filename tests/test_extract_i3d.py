@@ -211,3 +211,22 @@ def test_a_short_decode_is_reported_and_refused_with_strict(weights_file, tmp_pa
     assert "warning    cut: decoded" in inspect.stdout
     strict = _run(args + ["--out", tmp_path / "strict", "--strict", "--json"])
     assert strict.returncode == 1 and "of the 180 frames" in json.loads(strict.stdout)["failed"]["cut"]
+
+
+def test_python_api_runs_the_spec_as_the_cli_does(videos, weights_file, tmp_path):
+    import extract
+    from extract.extractors.i3d import I3DSpec
+
+    _run(["--video-dir", videos, "--out", tmp_path / "cli", "--weights", weights_file, "--size", 64, "--device", "cpu",
+          "--workers", 0, "--stride", 8, "--keep-going"])
+    spec = I3DSpec(weights=str(weights_file), size=64, device="cpu", workers=0, stride=8)
+    summary = extract.run(spec, [videos / "a" / "clip.mp4", videos / "short one.mp4"], tmp_path / "api")
+    assert summary["written"] == 2 and not summary["failed"]
+    cli, api = open_store(tmp_path / "cli"), open_store(tmp_path / "api")
+    assert api.info.grid == cli.info.grid == {"window": 16, "stride": 8, "tail": "drop", "fps": "native"}
+    np.testing.assert_allclose(api.read("clip"), cli.read("a/clip"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(api.read("short one"), cli.read("short one"), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="RAFT flow needs frames of at least 128 px"):
+        I3DSpec(stream="both", size=64)
+    with pytest.raises(ValueError, match="--stride must be at least 1|--window and --stride must be at least 1"):
+        I3DSpec(stride=0)

@@ -1,6 +1,7 @@
-"""Checkpoints written before the model registry upgrade to today's layout and give the same
-outputs. The fixtures were written by that code (commit 6e231cb): a tiny transformer and a tiny
-DBM detector with perturbed weights, a probe input and the outputs it gave."""
+"""Checkpoints and configs of earlier layouts upgrade to today's and give the same outputs. The
+fixtures were written by the code of those layouts: before the model registry (commit 6e231cb: a
+tiny transformer and a tiny DBM detector) and before the task section (commit c3ce18b: one
+checkpoint per task), with perturbed weights, a probe input and the outputs it gave."""
 import subprocess
 import sys
 from pathlib import Path
@@ -14,17 +15,23 @@ from detect.engine import load_checkpoint, load_trained
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.mark.parametrize("name", ["actionformer", "actionmamba-dbm"])
-def test_an_old_checkpoint_upgrades_and_gives_the_same_outputs(name, tmp_path):
-    old = FIXTURES / f"pre_registry_{name}.pt"
-    with pytest.raises(ConfigError, match="python -m detect upgrade OLD NEW"):
+def upgraded(old: Path, tmp_path: Path, refusal: str, says: str):
+    """``old`` refused as it is (``refusal``), then upgraded by the CLI (which ``says`` what it
+    wrote) and loaded: ``(cfg, model, state)``."""
+    with pytest.raises(ConfigError, match=refusal):
         load_trained(str(old))
     new = tmp_path / "best.pt"
     proc = subprocess.run([sys.executable, "-m", "detect", "upgrade", str(old), str(new)], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    assert f"model {name}" in proc.stdout
-    cfg, model, state = load_trained(str(new))
+    assert says in proc.stdout
+    return load_trained(str(new))
+
+
+@pytest.mark.parametrize("name", ["actionformer", "actionmamba-dbm"])
+def test_an_old_checkpoint_upgrades_and_gives_the_same_outputs(name, tmp_path):
+    old = FIXTURES / f"pre_registry_{name}.pt"
+    cfg, model, state = upgraded(old, tmp_path, "python -m detect upgrade OLD NEW", f"model {name}")
     assert cfg.model.name == name and cfg.data.streams == {"features": ["stores/x"]}
     probe = load_checkpoint(old)["probe"]
     with torch.no_grad():
@@ -56,14 +63,7 @@ def test_a_checkpoint_from_before_the_task_section_upgrades_and_gives_the_same_o
     """Fixtures written by commit c3ce18b: task settings on the model, data and eval sections, a
     probe input and what the model (and for segments, the post-processing) made of it."""
     old = FIXTURES / f"task_settings_on_model_{task}.pt"
-    with pytest.raises(ConfigError, match="layout before the task section"):
-        load_trained(str(old))
-    new = tmp_path / "best.pt"
-    proc = subprocess.run([sys.executable, "-m", "detect", "upgrade", str(old), str(new)], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert f"task {task}" in proc.stdout
-    cfg, model, state = load_trained(str(new))
+    cfg, model, state = upgraded(old, tmp_path, "layout before the task section", f"task {task}")
     assert cfg.task.name == task
     for key, value in EXPECTED_SETTINGS[task].items():
         assert getattr(cfg.task, key) == value, key

@@ -2,7 +2,6 @@
 task: the one named, else the dataset card's, else the one whose file format it is."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +10,6 @@ from extract.annotations import load_annotations
 from ..config import read_card, task_settings
 from ..errors import ConfigError, DataError
 from ..tasks import get_task, task_for_card, task_for_predictions
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file; unreadable or invalid is a :class:`DataError` naming it."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON: {exc}") from None
 
 
 def parse_tiou(text: str) -> list[float]:

@@ -23,7 +23,7 @@ import torch
 
 import yaml
 
-from ..config import MOVED_TO_TASK, OLD_BACKBONES, ConfigError, moved_keys, read_card
+from ..config import MOVED_TO_TASK, OLD_BACKBONES, ConfigError, moved_keys, read_card, read_config_file
 from ..models import model_entry
 from ..tasks import get_task, task_for_card
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -117,15 +117,7 @@ def upgrade_file(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """A checkpoint (``.pt``) or a config (``.yaml``/``.yml``) upgraded into ``dst``; the new config."""
     if Path(src).suffix.lower() not in (".yaml", ".yml"):
         return upgrade_checkpoint(src, dst)
-    try:
-        raw = yaml.safe_load(Path(src).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {src}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{src} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{src}: expected a mapping of sections")
-    config = upgrade_config(raw)
+    config = upgrade_config(read_config_file(src))
     _writable(dst)
     Path(dst).write_text(f"# upgraded from {Path(src).name} by `python -m detect upgrade`\n"
                          + yaml.safe_dump(config, sort_keys=False, default_flow_style=None))

@@ -7,6 +7,7 @@ The engine (:mod:`detect.engine.trainer`) only calls the methods below.
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -18,7 +19,17 @@ from extract.annotations import AnnotationSet
 
 from ..data.streams import StreamDataset, StreamSet
 from ..data.workers import loader_workers
-from ..errors import ConfigError, DetectError
+from ..errors import ConfigError, DataError, DetectError
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file; unreadable or invalid is a :class:`DataError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from None
 
 
 def keep_classes(annotations: AnnotationSet, keep: list[str], source: str) -> AnnotationSet:

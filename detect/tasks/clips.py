@@ -22,7 +22,7 @@ from ..errors import DataError
 from ..metrics import confusion_matrix, topk_accuracy
 from ..outputs import ClipOutput
 from . import register_task
-from .base import Task, move_inputs
+from .base import Task, move_inputs, read_json
 
 
 @dataclass
@@ -110,8 +110,6 @@ class ClipsTask(Task):
         """A JSON of ``{"classes": [...], "results": {clip: {label, scores}}}``."""
         if Path(path).suffix.lower() != ".json":
             return False
-        from ..engine.score import read_json
-
         data = read_json(path)
         return (isinstance(data, dict) and "classes" in data and isinstance(data.get("results"), dict)
                 and all(isinstance(r, dict) for r in data["results"].values()))

@@ -23,7 +23,7 @@ from ...metrics import evaluate_detections
 from ...ops.graphed_forward import GraphedForward
 from ...outputs import DetectorOutput
 from .. import register_task
-from ..base import Task, move_inputs
+from ..base import Task, move_inputs, read_json
 from .config import SegmentsConfig
 from .losses import diou_loss_1d, sigmoid_focal_loss
 from .postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
@@ -254,8 +254,6 @@ class SegmentsTask(Task):
 
 
 def _results(path: Path) -> dict[str, Any]:
-    from ...engine.score import read_json
-
     data = read_json(path)
     results = data.get("results", data) if isinstance(data, dict) else data
     if not isinstance(results, dict):
