@@ -139,7 +139,12 @@ def push(store_path: Path, repo_id: str, *, card: DatasetCard | None = None, pri
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("hub", help="pull public feature sets from the Hugging Face Hub into stores; push stores",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""
+examples:
+  python -m extract hub pull cg1177/thumos14_internvideo2_6b_w16_s4 --dataset thumos14 \\
+      --annotations thumos14.json --out stores/thumos14_iv2_6b --dtype float16
+  python -m extract hub push stores/thumos14_i3d me/thumos14-i3d --dataset thumos14 --private
+""")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     pl = verbs.add_parser("pull", help="download a feature repo and pack it into a store",
                           description="Download a public feature repo (at --revision, else its default branch) and "

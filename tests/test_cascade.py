@@ -33,10 +33,18 @@ def data(tmp_path_factory):
     return write_two_modality_dataset(root / "full", n_train=12, n_test=4, seed=3), root
 
 
-def test_training_windows_slice_every_store_and_shift_the_annotations(data):
+@pytest.fixture(scope="module")
+def stage2_windows(data):
+    """Stage-2 training windows around the appearance_a events: ``(summary, folder)``."""
     (feats, heat, ann), root = data
     summary = write_windows({"features": [str(feats)], "heatmaps": [str(heat)]}, ann, "appearance_a", 3.0,
                             root / "windows")
+    return summary, root / "windows"
+
+
+def test_training_windows_slice_every_store_and_shift_the_annotations(data, stage2_windows):
+    (feats, heat, ann), root = data
+    summary, _ = stage2_windows
     full = load_annotations(ann)
     windows = load_annotations(root / "windows" / "annotations.json")
     assert summary["windows"] == len(windows.database) > 0
@@ -61,14 +69,14 @@ def test_training_windows_slice_every_store_and_shift_the_annotations(data):
                            for b in full.database[vid].annotations)
 
 
-def test_stage2_detections_come_back_in_video_time(data, monkeypatch):
+def test_stage2_detections_come_back_in_video_time(data, stage2_windows, monkeypatch):
     """A stand-in stage 2 that always detects steps 1..3 of its window: in video time that is
     the same steps counted from the window's first step."""
     (feats, heat, ann), root = data
     cfg = load_config(None, base={
         "model": {"name": "actionmamba-dbm", "num_classes": 3, "head_dim": 8, "regression_range": [[0, 10000]],
                   "backbone": {"input_dim": 12, "embd_dim": 8, "arch": [1, 1, 0], "backend": "torch"}},
-        "data": {"streams": {"features": [str(feats)]}, "annotations": str(root / "windows" / "annotations.json")},
+        "data": {"streams": {"features": [str(feats)]}, "annotations": str(stage2_windows[1] / "annotations.json")},
         "output": str(root / "unused")})
     from detect.models import create_model
 

@@ -313,3 +313,28 @@ def test_workers_and_threads_leave_each_other_cores(monkeypatch):
         assert workers.loader_workers(4) == 4
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_training_respects_the_users_thread_settings(monkeypatch, capsys):
+    import torch
+
+    from detect.data.workers import available_cores
+    from detect.engine.distributed import configure_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+            monkeypatch.delenv(name, raising=False)
+        torch.set_num_threads(64)
+        assert configure_cpu_threads(0, torch.device("cpu")) == available_cores()   # today's cap
+        assert f"CPU threads: {available_cores()} ({available_cores()} cores, 0 loader workers)" in \
+            capsys.readouterr().err
+        torch.set_num_threads(1)                          # a caller's choice is kept
+        assert configure_cpu_threads(0, torch.device("cpu")) == 1
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+        assert configure_cpu_threads(1, torch.device("cpu")) == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert configure_cpu_threads(0, torch.device("cpu")) == 1
+        assert "OMP_NUM_THREADS=1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -18,10 +19,34 @@ def init_distributed() -> tuple[int, int, int]:
     return torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cpu_threads(workers: int) -> tuple[int, str]:
+    """Intra-op threads for a CPU training, and why: what the user set (``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``, Slurm's ``SLURM_CPUS_PER_TASK`` less the loader workers, or a caller's
+    ``torch.set_num_threads``, which only ever lowers the count), else the cores the loader
+    workers leave."""
+    for name in THREAD_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value), f"{name}={value}"
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return max(1, int(slurm) - workers), f"SLURM_CPUS_PER_TASK={slurm}, {workers} loader workers"
+    cap = max(1, available_cores() - workers)
+    if torch.get_num_threads() < cap:
+        return torch.get_num_threads(), "set by the caller (torch.set_num_threads)"
+    return cap, f"{available_cores()} cores, {workers} loader workers"
+
+
 def configure_cpu_threads(workers: int, device: torch.device) -> int:
-    """Intra-op threads of a CPU training: the cores the workers leave (at least 1). Returns it."""
+    """Set the intra-op threads of a CPU training and say the choice (on stderr: stdout may be
+    ``--json``); returns the count."""
     if device.type == "cpu":
-        torch.set_num_threads(max(1, available_cores() - workers))
+        threads, why = cpu_threads(workers)
+        print(f"CPU threads: {threads} ({why})", file=sys.stderr, flush=True)
+        torch.set_num_threads(threads)
     return torch.get_num_threads()
 
 
