@@ -171,3 +171,19 @@ def test_an_option_of_another_task_is_an_error_not_ignored(planted, tmp_path):
     cfg["task"] = {"label_smoothing": 0.1}
     loaded = load_config(None, base=cfg)
     assert loaded.task.name == "clips" and loaded.task.label_smoothing == 0.1
+
+
+def test_evaluate_names_an_option_of_another_task_and_an_unknown_task(tmp_path):
+    from detect.engine.score import score_file
+
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"classes": ["a"], "database": {"v": {"subset": "test", "duration": 10.0, "fps": 10.0,
+                                                                     "annotations": []}}}))
+    dets = tmp_path / "x_detections.json"
+    dets.write_text(json.dumps({"results": {"v": []}}))
+    with pytest.raises(ConfigError, match=r"^--frame-map: not an option of the 'segments' task, whose predictions"):
+        score_file(ann, dets, "test", settings={"frame_map": "full"})
+    with pytest.raises(ConfigError, match=r"^--task: unknown task 'counting'; known: clips, dense, segments$"):
+        score_file(ann, dets, "test", task="counting")
+    name, result = score_file(ann, dets, "test", settings={"tiou": [0.5]})
+    assert name == "segments" and list(result["mAP"]) == ["0.5"]

@@ -2,10 +2,12 @@
 task: the one named, else the dataset card's, else the one whose file format it is."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from extract.annotations import load_annotations
+from extract.registry import RegistryError
 
 from ..config import read_card, task_settings
 from ..errors import ConfigError, DataError
@@ -34,10 +36,15 @@ def score_file(annotations: str | Path, predictions: str | Path, split: str, *, 
     card = read_card(dataset)
     name = task or (task_for_card(card.task) if card is not None else task_for_predictions(path))
     try:
-        config = task_settings(name, dataset, dict(settings or {}))
-    except ConfigError as exc:
-        raise ConfigError(f"{exc} (options of the {name!r} task)") from None
-    task_cls = get_task(name)
+        task_cls = get_task(name)
+    except RegistryError as exc:
+        raise ConfigError(f"--task: {exc}") from None
+    settings = dict(settings or {})
+    foreign = sorted(set(settings) - {f.name for f in dataclasses.fields(task_cls.config)})
+    if foreign:
+        raise ConfigError(f"{', '.join('--' + k.replace('_', '-') for k in foreign)}: not an option of the {name!r} "
+                          f"task, whose predictions {path} holds")
+    config = task_settings(name, dataset, settings)
     gt = load_annotations(annotations)
     ids = sorted(gt.subset(split))
     if not ids:
