@@ -32,6 +32,7 @@ def test_short_cpu_training_learns_the_planted_actions(planted, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     losses = [r["final_loss"] for r in log if "lr" in r]
     assert losses[-1] < losses[0]
+    assert log[0]["note"].startswith("CPU threads: ")       # the thread choice, said once
 
 
 def test_a_training_split_smaller_than_one_step_is_one_clear_error(planted, tmp_path):
@@ -308,7 +309,10 @@ def test_workers_and_threads_leave_each_other_cores(monkeypatch):
         monkeypatch.setattr(workers, "available_cores", lambda: 2)
         monkeypatch.setattr("detect.engine.distributed.available_cores", lambda: 2)
         assert workers.loader_workers(4) == 1 and workers.loader_workers(0) == 0
-        assert configure_cpu_threads(1, torch.device("cpu")) == 1
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+            monkeypatch.delenv(name, raising=False)
+        configure_cpu_threads(1, torch.device("cpu"))
+        assert torch.get_num_threads() == 1
         monkeypatch.setattr(workers, "available_cores", lambda: 16)
         assert workers.loader_workers(4) == 4
     finally:
@@ -326,15 +330,18 @@ def test_cpu_training_respects_the_users_thread_settings(monkeypatch, capsys):
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
             monkeypatch.delenv(name, raising=False)
         torch.set_num_threads(64)
-        assert configure_cpu_threads(0, torch.device("cpu")) == available_cores()   # today's cap
-        assert f"CPU threads: {available_cores()} ({available_cores()} cores, 0 loader workers)" in \
-            capsys.readouterr().err
+        cores = available_cores()
+        assert configure_cpu_threads(0, torch.device("cpu")) == f"CPU threads: {cores} ({cores} cores, 0 loader workers)"
+        assert torch.get_num_threads() == cores           # today's cap
         torch.set_num_threads(1)                          # a caller's choice is kept
-        assert configure_cpu_threads(0, torch.device("cpu")) == 1
+        assert configure_cpu_threads(0, torch.device("cpu")).startswith("CPU threads: 1 (set by the caller")
         monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
-        assert configure_cpu_threads(1, torch.device("cpu")) == 2
+        configure_cpu_threads(1, torch.device("cpu"))
+        assert torch.get_num_threads() == 2
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert configure_cpu_threads(0, torch.device("cpu")) == 1
-        assert "OMP_NUM_THREADS=1" in capsys.readouterr().err
+        assert configure_cpu_threads(0, torch.device("cpu")) == "CPU threads: 1 (OMP_NUM_THREADS=1)"
+        assert torch.get_num_threads() == 1
+        assert capsys.readouterr().err == ""              # not a terminal: the run's log has it
+        assert configure_cpu_threads(0, torch.device("cuda")) is None
     finally:
         torch.set_num_threads(before)

@@ -40,14 +40,18 @@ def cpu_threads(workers: int) -> tuple[int, str]:
     return cap, f"{available_cores()} cores, {workers} loader workers"
 
 
-def configure_cpu_threads(workers: int, device: torch.device) -> int:
-    """Set the intra-op threads of a CPU training and say the choice (on stderr: stdout may be
-    ``--json``); returns the count."""
-    if device.type == "cpu":
-        threads, why = cpu_threads(workers)
-        print(f"CPU threads: {threads} ({why})", file=sys.stderr, flush=True)
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
+def configure_cpu_threads(workers: int, device: torch.device) -> str | None:
+    """Set the intra-op threads of a CPU training; returns the choice in words (None on a GPU),
+    which a terminal also shows once (beside the progress bars: stdout may be ``--json``, and a
+    script's stderr holds only errors)."""
+    if device.type != "cpu":
+        return None
+    threads, why = cpu_threads(workers)
+    torch.set_num_threads(threads)
+    choice = f"CPU threads: {threads} ({why})"
+    if sys.stderr.isatty():
+        print(choice, file=sys.stderr, flush=True)
+    return choice
 
 
 def is_main_process() -> bool:

@@ -120,7 +120,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    configure_cpu_threads(loader_workers(cfg.data.num_workers), dev)
+    threads = configure_cpu_threads(loader_workers(cfg.data.num_workers), dev)
     run = prepare(cfg)
     task, metric = run.task, run.task.metric
     datasets = {name: run.dataset(name, training=name == "train") for name, ids in run.splits.items() if ids}
@@ -157,6 +157,8 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
     ddp = torch.nn.parallel.DistributedDataParallel(model, [dev] if dev.type == "cuda" else None) if world > 1 else model
     log = _Log(out, rank == 0)
+    if threads:
+        log.write({"epoch": start_epoch, "note": threads}, start_epoch * steps_per_epoch)
     if rank == 0:
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     amp = use_amp(cfg, dev)
