@@ -42,9 +42,20 @@ def test_oracle_matches_the_recurrence_in_float64(kind):
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.fixture(params=["chunks", "one chunk"])
+def chunking(request, monkeypatch):
+    """Both ways the torch scan runs: in chunks (GPU, small CPU states) and as one chunk (large
+    CPU states)."""
+    import importlib
+
+    scan = importlib.import_module("detect.ops.selective_scan")
+    monkeypatch.setattr(scan, "CPU_ONE_CHUNK_STATE", 0 if request.param == "one chunk" else 1 << 62)
+    return request.param
+
+
 @pytest.mark.parametrize("kind", ["input", "constant", "grouped"])
 @pytest.mark.parametrize("length", [1, 2, 7, 16, 50])
-def test_chunked_scan_matches_the_oracle_in_float64(kind, length):
+def test_chunked_scan_matches_the_oracle_in_float64(kind, length, chunking):
     x = _inputs(length=length, kind=kind)
     ref, ref_state = selective_scan_ref(**x, delta_softplus=True, return_last_state=True)
     got, state = selective_scan_torch(**x, delta_softplus=True, return_last_state=True)
@@ -53,7 +64,7 @@ def test_chunked_scan_matches_the_oracle_in_float64(kind, length):
 
 
 @pytest.mark.parametrize("kind,length", [("input", 11), ("grouped", 9), ("constant", 5)])
-def test_chunked_scan_gradcheck(kind, length):
+def test_chunked_scan_gradcheck(kind, length, chunking):
     x = {k: v.requires_grad_() for k, v in _inputs(dim=4, length=length, kind=kind).items()}
     names = list(x)
 

@@ -7,7 +7,8 @@ Semantics (mamba-ssm's ``selective_scan_fn``), for ``u, delta: (Bt, D, L)``, ``A
     h_l = exp(dt_l * A) * h_{l-1} + dt_l * B_l * u_l           state (Bt, D, N), h_{-1} = 0
     y_l = sum_n C_l[n] * h_l[n];   out = (y + D * u) * silu(z)
 
-The torch scan splits L into ~sqrt(L) chunks of ~sqrt(L) steps. Forward: one pass over the steps
+The torch scan splits L into ~sqrt(L) chunks of ~sqrt(L) steps (one chunk on a CPU when the state
+is large: :func:`_chunk_size`). Forward: one pass over the steps
 of every chunk at once gives each chunk's local end state, a pass over the chunks carries the
 state across, and a last pass over the steps gives the outputs. Only the chunk-start states are
 saved; the backward pass recomputes the states and runs the adjoint recurrence
@@ -88,77 +89,96 @@ def _group_sum(grad: torch.Tensor, groups: int) -> torch.Tensor:
     return grad.reshape(batch, groups, dim // groups, *grad.shape[2:]).sum(2)
 
 
+# The loops below take time-major tensors: ``u_, dt_ (T, Bt, D, nC)`` and ``B_, C_ (T, Bt, G, N,
+# nC)``, T the steps of a chunk, so that step t of every chunk is one contiguous slice ``x[t]``
+# (reading and writing strided slices of the last axis dominated the scan on a CPU).
 def _scan_forward(u_, dt_, A, B_, C_):
-    """Forward loops on padded ``(Bt, D, nC, T)`` inputs -> padded outputs, chunk starts, last state."""
-    batch, dim, n_chunks, chunk = u_.shape
+    """Forward loops -> outputs ``(T, Bt, D, nC)``, chunk starts ``(Bt, D, N, nC)``, last state."""
+    chunk, batch, dim, n_chunks = u_.shape
     A_ = A[None, :, :, None]
-    local = u_.new_zeros(batch, dim, A.shape[1], n_chunks)
-    for t in range(chunk):
-        a_t = torch.exp(dt_[..., t][:, :, None] * A_)
-        local = a_t * local + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
-    chunk_decay = torch.exp(dt_.sum(-1)[:, :, None] * A_)
-    starts = torch.empty_like(local)
-    carry = u_.new_zeros(batch, dim, A.shape[1])
-    for c in range(n_chunks):
-        starts[..., c] = carry
-        carry = chunk_decay[..., c] * carry + local[..., c]
-    y = u_.new_empty(batch, dim, n_chunks, chunk)
+
+    def step(h, t):
+        return torch.exp(dt_[t][:, :, None] * A_) * h + (dt_[t] * u_[t])[:, :, None] * _per_channel(B_[t], dim)
+
+    starts = u_.new_zeros(batch, dim, A.shape[1], n_chunks)
+    if n_chunks > 1:  # each chunk's end state from zero, then carried across the chunks
+        local = starts
+        for t in range(chunk):
+            local = step(local, t)
+        chunk_decay = torch.exp(dt_.sum(0)[:, :, None] * A_)
+        starts = torch.empty_like(local)
+        carry = u_.new_zeros(batch, dim, A.shape[1])
+        for c in range(n_chunks):
+            starts[..., c] = carry
+            carry = chunk_decay[..., c] * carry + local[..., c]
+    y = u_.new_empty(chunk, batch, dim, n_chunks)
     h = starts
     for t in range(chunk):
-        h = torch.exp(dt_[..., t][:, :, None] * A_) * h + (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
-        y[..., t] = (h * _per_channel(C_[..., t], dim)).sum(2)
-    return y, starts, carry
+        h = step(h, t)
+        y[t] = (h * _per_channel(C_[t], dim)).sum(2)
+    return y, starts, h[..., -1]
 
 
 def _scan_backward(u_, dt_, A, B_, C_, starts, dy_):
-    """Backward loops: gradients of the padded inputs given the padded output gradient ``dy_``."""
-    batch, dim, n_chunks, chunk = u_.shape
+    """Backward loops: gradients of the time-major inputs given the output gradient ``dy_``."""
+    chunk, batch, dim, n_chunks = u_.shape
     A_ = A[None, :, :, None]
 
     def a(t):
-        return torch.exp(dt_[..., t][:, :, None] * A_)
+        return torch.exp(dt_[t][:, :, None] * A_)
 
     def b(t):
-        return (dt_[..., t] * u_[..., t])[:, :, None] * _per_channel(B_[..., t], dim)
+        return (dt_[t] * u_[t])[:, :, None] * _per_channel(B_[t], dim)
 
     def gy(t):  # dL/dh_t through y_t
-        return _per_channel(C_[..., t], dim) * dy_[..., t][:, :, None]
+        return _per_channel(C_[t], dim) * dy_[t][:, :, None]
 
-    states = u_.new_empty(batch, dim, A.shape[1], n_chunks, chunk)
+    states = u_.new_empty(chunk, batch, dim, A.shape[1], n_chunks)
     h = starts
     for t in range(chunk):
         h = a(t) * h + b(t)
-        states[..., t] = h
-    # Adjoint within each chunk alone, to learn what flows into each chunk's first step.
-    mu, a_next = gy(chunk - 1), a(chunk - 1)
-    for t in range(chunk - 2, -1, -1):
-        mu = gy(t) + a_next * mu
-        a_next = a(t)
-    rest_decay = torch.exp((dt_.sum(-1) - dt_[..., 0])[:, :, None] * A_)
-    a0 = a(0)
-    incoming = torch.empty_like(mu)
-    running = torch.zeros_like(mu[..., 0])
-    for c in range(n_chunks - 1, -1, -1):
-        incoming[..., c] = running
-        running = a0[..., c] * (mu[..., c] + rest_decay[..., c] * running)
+        states[t] = h
+    incoming = torch.zeros_like(starts)
+    if n_chunks > 1:
+        # Adjoint within each chunk alone, to learn what flows into each chunk's first step.
+        mu, a_next = gy(chunk - 1), a(chunk - 1)
+        for t in range(chunk - 2, -1, -1):
+            mu = gy(t) + a_next * mu
+            a_next = a(t)
+        rest_decay = torch.exp((dt_.sum(0) - dt_[0])[:, :, None] * A_)
+        a0 = a(0)
+        running = torch.zeros_like(mu[..., 0])
+        for c in range(n_chunks - 1, -1, -1):
+            incoming[..., c] = running
+            running = a0[..., c] * (mu[..., c] + rest_decay[..., c] * running)
 
-    du, ddt = torch.zeros_like(u_), torch.zeros_like(dt_)
+    du, ddt = torch.empty_like(u_), torch.empty_like(dt_)
     dA = torch.zeros_like(A)
-    dB, dC = torch.zeros_like(B_), torch.zeros_like(C_)
+    dB, dC = torch.empty_like(B_), torch.empty_like(C_)
     lam, a_next = incoming, None
     for t in range(chunk - 1, -1, -1):
         lam = gy(t) + (lam if a_next is None else a_next * lam)
         a_t = a_next = a(t)
-        h_prev = states[..., t - 1] if t > 0 else starts
-        dC[..., t] = _group_sum(states[..., t] * dy_[..., t][:, :, None], C_.shape[1])
-        b_coef = _per_channel(B_[..., t], dim)
-        d_dtu = (lam * b_coef).sum(2)
-        dB[..., t] = _group_sum(lam * (dt_[..., t] * u_[..., t])[:, :, None], B_.shape[1])
+        h_prev = states[t - 1] if t > 0 else starts
+        dC[t] = _group_sum(states[t] * dy_[t][:, :, None], C_.shape[2])
+        d_dtu = (lam * _per_channel(B_[t], dim)).sum(2)
+        dB[t] = _group_sum(lam * (dt_[t] * u_[t])[:, :, None], B_.shape[2])
         d_logdecay = lam * a_t * h_prev
-        du[..., t] = d_dtu * dt_[..., t]
-        ddt[..., t] = d_dtu * u_[..., t] + (d_logdecay * A_).sum(2)
-        dA += (d_logdecay * dt_[..., t][:, :, None]).sum((0, 3))
+        du[t] = d_dtu * dt_[t]
+        ddt[t] = d_dtu * u_[t] + (d_logdecay * A_).sum(2)
+        dA += (d_logdecay * dt_[t][:, :, None]).sum((0, 3))
     return du, ddt, dA, dB, dC
+
+
+def _time_major(x: torch.Tensor, pad: int, chunk: int) -> torch.Tensor:
+    """``(..., L)`` -> ``(T, ..., nC)``: padded to whole chunks, the step within a chunk first."""
+    x = F.pad(x, (0, pad))
+    return x.reshape(*x.shape[:-1], -1, chunk).movedim(-1, 0).contiguous()
+
+
+def _length_major(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Inverse of :func:`_time_major`: ``(T, ..., nC)`` -> ``(..., L)``."""
+    return x.movedim(0, -1).reshape(*x.shape[1:-1], -1)[..., :length]
 
 
 class _ChunkedScan(torch.autograd.Function):
@@ -166,36 +186,39 @@ class _ChunkedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, chunk):
-        batch, dim, length = u.shape
-        n_chunks = -(-length // chunk)
-        pad = n_chunks * chunk - length
+        length = u.shape[-1]
+        pad = -(-length // chunk) * chunk - length
         # Padded steps have dt = 0: decay 1 and no input, so they change nothing before them.
-        u_, dt_ = (F.pad(x, (0, pad)).reshape(batch, dim, n_chunks, chunk) for x in (u, dt))
-        B_, C_ = (F.pad(x, (0, pad)).reshape(*x.shape[:3], n_chunks, chunk) for x in (B, C))
-        y, starts, carry = run_loops(_scan_forward, u_, dt_, A, B_, C_)
+        u_, dt_, B_, C_ = (_time_major(x, pad, chunk) for x in (u, dt, B, C))
+        y, starts, last = run_loops(_scan_forward, u_, dt_, A, B_, C_)
         ctx.save_for_backward(u_, dt_, A, B_, C_, starts)
-        ctx.shape = (length, pad, B.shape, C.shape)
-        ctx.mark_non_differentiable(carry)
-        return y.reshape(batch, dim, -1)[..., :length], carry
+        ctx.shape = (length, pad)
+        ctx.mark_non_differentiable(last)
+        return _length_major(y, length), last
 
     @staticmethod
     def backward(ctx, dy, _dlast):
         u_, dt_, A, B_, C_, starts = ctx.saved_tensors
-        length, pad, b_shape, c_shape = ctx.shape
-        batch, dim, n_chunks, chunk = u_.shape
-        dy_ = F.pad(dy, (0, pad)).reshape(batch, dim, n_chunks, chunk)
+        length, pad = ctx.shape
+        dy_ = _time_major(dy, pad, u_.shape[0])
         du, ddt, dA, dB, dC = run_loops(_scan_backward, u_, dt_, A, B_, C_, starts, dy_)
-
-        def unpad(x, shape):
-            return x.reshape(*x.shape[:-2], -1)[..., :length].reshape(shape)
-
-        return (unpad(du, (batch, dim, length)), unpad(ddt, (batch, dim, length)), dA,
-                unpad(dB, b_shape), unpad(dC, c_shape), None)
+        return (_length_major(du, length), _length_major(ddt, length), dA, _length_major(dB, length),
+                _length_major(dC, length), None)
 
 
-def _chunk_size(length: int) -> int:
-    # A step of the in-chunk passes launches ~2x the kernels of a step of the carry pass, and
-    # those launches are the cost: ~0.6 sqrt(L) steps per chunk minimises them.
+CPU_ONE_CHUNK_STATE = 1 << 16   # state elements per step above which a CPU scan runs as one chunk
+
+
+def _chunk_size(length: int, state: int = 0, on_cpu: bool = False) -> int:
+    """Steps per chunk for a scan of ``length`` steps whose state has ``state`` elements.
+
+    On a GPU each step of the in-chunk passes launches ~2x the kernels of a step of the carry
+    pass, and those launches are the cost: ~0.6 sqrt(L) steps per chunk minimises them. On a CPU
+    a large state makes the arithmetic the cost, and one chunk needs three passes over it where
+    chunks need five (SG-Mamba's heatmap stem, 600 windows x 64 x 16 states of 33 steps: 4x
+    faster); a small one keeps the chunks, whose loops are shorter."""
+    if on_cpu and state >= CPU_ONE_CHUNK_STATE:
+        return length
     return max(1, math.ceil(0.6 * math.sqrt(length)))
 
 
@@ -209,7 +232,8 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     for name, X in (("B", Bg), ("C", Cg)):
         if dim % X.shape[1]:
             raise ValueError(f"{name} has {X.shape[1]} groups, which do not divide {dim} channels")
-    y, last = _ChunkedScan.apply(u.to(dtype), dt, A.to(dtype), Bg, Cg, _chunk_size(length))
+    chunk = _chunk_size(length, batch * dim * A.shape[1], u.device.type == "cpu")
+    y, last = _ChunkedScan.apply(u.to(dtype), dt, A.to(dtype), Bg, Cg, chunk)
     out = _finish(y, u, D, z, dtype)
     return (out, last) if return_last_state else out
 
