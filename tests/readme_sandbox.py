@@ -75,6 +75,17 @@ def _tiny_models(root: Path) -> None:
     (root / "tiny-iv2.yaml").write_text("num_heads: 4\nattn_pool_num_heads: 4\nimg_size: 28\n")
 
 
+def tiny_extractor_specs(root: Path) -> dict[str, dict]:
+    """Per registered extractor, the spec fields of a CPU-sized run on this sandbox's stand-ins
+    (``_weights`` and ``_tiny_models`` under ``root``); tests/test_registry.py runs each."""
+    return {"i3d": {"size": 64},
+            "clip": {"model": "tiny-clip", "pretrained": str(root / "tiny-clip.pt"),
+                     "model_config": root / "tiny-clip.json"},
+            "internvideo2": {"checkpoint": root / "tiny-iv2.pth", "model_config": root / "tiny-iv2.yaml", "size": 28,
+                             "snippet_frames": 4},
+            "skeleton": {"pose": "vfss", "size": 16}}
+
+
 def _planted(card: str, videos: dict[str, str], stores: dict[str, int], *, window: int, stride: int, fps: float,
              rng: np.random.Generator, heatmaps: str | None = None, event: str | None = None) -> dict:
     """Stores (``{path: dim}``, features split over them) with actions of three of ``card``'s

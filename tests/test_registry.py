@@ -1,10 +1,12 @@
-"""Registry-wide checks (timm's habit): every registered model and task, with no list to keep.
+"""Registry-wide checks (timm's habit): every registered model, task and extractor.
 
 A model registers a ``tiny`` config; from it and its ``input_shapes`` each model here is built,
 run forward and backward on the CPU, checked for exact padding in float64, round-tripped
 through a strict state dict, listed by ``detect models`` and documented in docs/CONFIGS.md.
 Every task trains a tiny model of its own for two epochs on planted data and its predictions
-file scores to training's number through ``detect evaluate``.
+file scores to training's number through ``detect evaluate``. Every extractor extracts a
+synthetic video into a store that ``verify`` finds sound, from the tiny stand-ins that
+``readme_sandbox`` keeps for it (a new extractor fails here until it has one).
 """
 import dataclasses
 import json
@@ -21,6 +23,7 @@ from detect.config import load_config
 from detect.engine import train
 from detect.models import MODELS, create_model, describe_models, model_entry
 from detect.tasks import TASKS
+from extract.extractors import EXTRACTORS
 
 NAMES = [name for name, _ in MODELS.items()]
 CONFIGS_DOC = (Path(__file__).parents[1] / "docs" / "CONFIGS.md").read_text()
@@ -178,3 +181,35 @@ def test_every_task_trains_and_its_predictions_file_scores_the_same(task, tmp_pa
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[metric] == pytest.approx(summary["test"][metric], abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    from readme_sandbox import _tiny_models, _weights
+    from videos import make_video
+
+    root = tmp_path_factory.mktemp("stand_ins")
+    _weights(root)
+    _tiny_models(root)
+    make_video(root / "clip.mp4", 30, fps=15.0, width=96, height=64)
+    return root
+
+
+@pytest.mark.parametrize("name", [name for name, _ in EXTRACTORS.items()])
+def test_every_extractor_writes_a_sound_store_from_a_video(name, stand_ins, tmp_path, monkeypatch):
+    import extract
+    from extract.store import open_store
+    from extract.store.report import summarize, verify
+    from readme_sandbox import tiny_extractor_specs
+
+    monkeypatch.setenv("MAMBA_TAD_PRETRAINED", str(stand_ins / "pretrained"))
+    fields = tiny_extractor_specs(stand_ins)
+    assert name in fields, f"add a tiny stand-in for extractor {name!r} to tests/readme_sandbox.py"
+    spec = EXTRACTORS.get(name).spec(**fields[name], device="cpu", workers=0)
+    summary = extract.run(spec, [stand_ins / "clip.mp4"], tmp_path / "store", progress=False)
+    assert summary["written"] == 1 and not summary["failed"], summary
+    store = open_store(tmp_path / "store")
+    assert store.ids == ["clip"] and store.shape("clip")[0] > 0
+    videos = summarize(store)["videos"]
+    assert verify(store) == [] and (videos["ok"], videos["failed"]) == (1, 0)
+    assert store.info.grid == spec.grid()
