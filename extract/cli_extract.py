@@ -41,7 +41,8 @@ def _metadata(spec: type, name: str) -> typing.Mapping[str, Any]:
 
 def add_spec_arguments(p: argparse.ArgumentParser, spec: type, inputs: argparse._MutuallyExclusiveGroup) -> None:
     """One option per field of the dataclass ``spec``, from its type, default and metadata
-    (:func:`extract.spec.opt`); ``input`` fields join the ``inputs`` group."""
+    (:func:`extract.spec.opt`); ``input`` fields join the ``inputs`` group. Fields with a parser
+    take text, which the spec parses (a bad value is its one-line ``ValueError``)."""
     hints = typing.get_type_hints(spec)
     for f in dataclasses.fields(spec):
         meta = _metadata(spec, f.name)
@@ -53,7 +54,7 @@ def add_spec_arguments(p: argparse.ArgumentParser, spec: type, inputs: argparse.
         if kind is bool:
             kwargs.update(action="store_true")
         else:
-            kwargs.update(type=meta.get("parse") or (kind if kind in (int, float, Path) else str), default=default,
+            kwargs.update(type=kind if kind in (int, float, Path) else str, default=default,
                           choices=meta.get("choices"), required=required)
         (inputs if meta.get("input") else p).add_argument("--" + f.name.replace("_", "-"), **kwargs)
 

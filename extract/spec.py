@@ -4,7 +4,7 @@ extractor's own fields on top. ``python -m extract NAME`` builds its options fro
 (:mod:`extract.cli_extract`), so each option is declared once, here or in its extractor."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 DTYPES = ("fp32", "bf16", "fp16")
@@ -43,6 +43,10 @@ class DecodeOptions:
     strict: bool = opt(False, "fail a video that decodes short of its container's length (default: store it, warn)")
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # text from the command line (or Python) for fields with their own parser
+            parse = f.metadata.get("parse")
+            if parse is not None and isinstance(getattr(self, f.name), str):
+                setattr(self, f.name, parse(getattr(self, f.name)))
         for name, low in (("size", 1), ("workers", 0), ("shards", 1)):
             value = getattr(self, name)
             if value is not None and value < low:
