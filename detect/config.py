@@ -308,16 +308,14 @@ def task_settings(name: str | None, dataset: str | None, given: dict[str, Any]) 
 
 def _fill_from_card(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with the task section named and, where unset, the card's protocol, splits and classes."""
+    _model_class(data.get("model"))  # a missing or unknown model is named before anything else
     section = data.get("data")
     card = read_card(section.get("dataset")) if isinstance(section, dict) else None
     given = data.get("task") or {}
     if not isinstance(given, dict):
         raise ConfigError(f"task: expected a mapping, got {given!r}")
     given = dict(given)
-    model_task = None
-    if "name" not in given and card is None:
-        _model_class(data.get("model"))
-        model_task = model_entry(data["model"]["name"]).task
+    model_task = model_entry(data["model"]["name"]).task if "name" not in given and card is None else None
     out = {**data, "task": task_section(given.pop("name", None), card, given, model_task)}
     if card is not None:
         filled = dict(section)
