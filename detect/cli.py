@@ -95,8 +95,8 @@ def _trained(args: argparse.Namespace):
     from .engine import load_trained
     from .engine.run import default_device
 
+    device = default_device(args.device)
     cfg, model, _ = load_trained(args.checkpoint, args.overrides)
-    device = default_device()
     return cfg, model.to(device), device
 
 
@@ -115,13 +115,15 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .engine import inference_run
     from .engine.run import predict_videos
 
+    if not 0 < args.threshold < 1:
+        raise ConfigError(f"--threshold must be in (0, 1), got {args.threshold}")
+    if args.merge_gap < 0:
+        raise ConfigError(f"--merge-gap must be at least 0 steps, got {args.merge_gap}")
     cfg, model, device = _trained(args)
     run = inference_run(cfg, args.store, args.annotations, args.split)
     if (args.scores_store or args.segments) and not hasattr(run.task, "write_score_store"):
         raise ConfigError(f"--scores-store and --segments apply to per-frame (dense) models; this one solves "
                           f"{run.task.name!r}")
-    if not 0 < args.threshold < 1:
-        raise ConfigError(f"--threshold must be in (0, 1), got {args.threshold}")
     predictions = predict_videos(model, run, run.video_ids(args.split), device)
     written = run.task.write_predictions(predictions, Path(args.out))
     if args.scores_store:
@@ -254,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("overrides", nargs="*", help="key=value overrides of the stored config")
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = _command(sub, "infer", "run a trained model on a split, or every video of a store")
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="dense: score threshold of --segments (default 0.5)")
     p.add_argument("--merge-gap", type=int, default=0, metavar="STEPS",
                    help="dense: merge runs at most this many steps apart (default 0)")
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_infer)
     p = _command(sub, "upgrade", "rewrite a checkpoint or config of an earlier layout in today's")

@@ -163,9 +163,15 @@ def test_cli_train_evaluate_eval_infer(planted, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["average_mAP"] == pytest.approx(summary["test"]["average_mAP"])
     out = tmp_path / "dets.json"  # infer on the config's test split, then evaluate: training's number exactly
-    proc = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(out),
+                                 "--device", "cpu"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    for bad, said in [(["--device", "nope"], "error: --device 'nope' is not a device (cuda, cuda:N or cpu)"),
+                      (["--merge-gap", "-3"], "error: --merge-gap must be at least 0 steps, got -3")]:
+        refused = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out",
+                                        str(tmp_path / "no.json"), *bad], capture_output=True, text=True)
+        assert refused.returncode == 1 and refused.stderr.strip() == said
+    assert not (tmp_path / "no.json").exists()
     assert len(json.loads(out.read_text())["results"]) == 8
     proc = subprocess.run(run + ["evaluate", "--annotations", str(ann), "--predictions", str(out), "--split", "testing",
                                  "--tiou", "0.3,0.5,0.7", "--clean-gt", "--json"], capture_output=True, text=True)

@@ -104,8 +104,19 @@ def length_multiple(model: nn.Module) -> int:
     return getattr(model, "length_multiple", 1)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def default_device(name: str | None = None) -> torch.device:
+    """``name`` (``--device``: cuda, cuda:N, cpu) as a device that exists here; default the GPU if any."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device (cuda, cuda:N or cpu)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is visible here")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name}: only cpu and cuda run the models")
+    return device
 
 
 def build_model(cfg: RunConfig) -> nn.Module:
