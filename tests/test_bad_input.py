@@ -69,11 +69,25 @@ def _cases(root, store, ann):
         ("extract", ["inspect", str(root / "no_info")], "store.json"),
         ("extract", ["pack", "--from", str(root / "nothere"), "--format", "npy", "--out", str(root / "p"),
                      "--window", "4", "--stride", "2", "--fps", "10"], "nothere"),
+        # options every extractor's spec checks before a model loads or a store is made
+        ("extract", ["clip-frames", "--video-dir", str(root / "empty"), "--out", str(root / "cf")], "no videos found"),
+        ("extract", ["clip-frames", "--video-dir", str(root / "empty"), "--out", str(root / "cf"), "--size", "-8"],
+         "--size must be at least 1, got -8"),
+        ("extract", ["skeleton", "--video-dir", str(root / "empty"), "--out", str(root / "sk"), "--pose", "vfss",
+                     "--frame-size", "0"], "--frame-size must be at least 1, got 0"),
+        ("extract", ["skeleton", "--video-dir", str(root / "empty"), "--out", str(root / "sk"), "--pose", "vfss",
+                     "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        ("extract", ["skeleton", "--video-dir", str(root / "empty"), "--out", str(root / "sk"), "--pose", "vfss",
+                     "--edges", "0-1,x"], '--edges: expected "a-b,c-d,...", got \'0-1,x\''),
+        ("extract", ["internvideo2", "--video-dir", str(root / "empty"), "--out", str(root / "iv"), "--model", "m",
+                     "--snippet-frames", "0"], "--snippet-frames must be in 1..--window (16), got 0"),
+        ("extract", ["i3d", "--out", str(root / "i3"), "--fps", "fast"], "--fps must be 'native' or a positive"),
     ]
 
 
 def test_every_mistake_is_one_line(world, capsys):
     root, store, ann = world
+    (root / "empty").mkdir(exist_ok=True)
     failures = []
     for package, argv, expected in _cases(root, store, ann):
         main = detect_cli.main if package == "detect" else extract_cli.main
@@ -85,6 +99,7 @@ def test_every_mistake_is_one_line(world, capsys):
         if code == 0 or not err.startswith("error: ") or len(err.splitlines()) != 1 or expected not in err:
             failures.append(f"{package} {' '.join(argv)}\n  -> exit {code}: {err!r}")
     assert not failures, "\n".join(failures)
+    assert not any((root / name).exists() for name in ("cf", "sk", "iv", "i3"))  # refused before any store
 
 
 def test_a_closed_output_pipe_ends_quietly(world):
