@@ -2,7 +2,7 @@
 reads padded steps, the leak it exists for."""
 import pytest
 
-from test_registry import test_every_model_pads_exactly
+import test_registry
 
 
 def test_padding_test_can_fail_when_a_layer_reads_the_padding(monkeypatch):
@@ -14,4 +14,4 @@ def test_padding_test_can_fail_when_a_layer_reads_the_padding(monkeypatch):
 
     monkeypatch.setattr(layers.MaskedConv1D, "forward", leaky)
     with pytest.raises(AssertionError):
-        test_every_model_pads_exactly("actionmamba-dbm")
+        test_registry.test_every_model_pads_exactly("actionmamba-dbm")
