@@ -125,9 +125,20 @@ def test_iou_voting_and_fusion():
     a = torch.tensor([[0.0, 10.0]])
     b = torch.tensor([[5.0, 15.0], [20.0, 30.0], [3.0, 3.0]])
     assert segment_iou(a, b)[0].tolist() == pytest.approx([5 / 15, 0.0, 0.0])
-    voted = vote_boundaries(torch.tensor([[0.0, 10.0]]), torch.tensor([[0.0, 10.0], [1.0, 11.0], [50.0, 60.0]]),
-                            torch.tensor([0.5, 0.5, 0.9]), iou_thresh=0.5)
-    assert voted.tolist() == [[pytest.approx(0.45), pytest.approx(10.45)]]  # IoUs 1 and 9/11, equal scores
+    kept, pool = torch.tensor([[0.0, 10.0]]), torch.tensor([[0.0, 10.0], [1.0, 11.0], [50.0, 60.0], [2.0, 12.0]])
+    scores = torch.tensor([0.5, 0.25, 0.9, 0.3])   # IoUs with the kept one: 1, 9/11, 0, 8/12 (below 0.7)
+    voted = vote_boundaries(kept, pool, scores, iou_thresh=0.7)
+    # ActionFormer's seg_voting: weights (IoU >= thr) * score -> (0.5 * [0, 10] + 0.25 * [1, 11]) / 0.75
+    assert voted.tolist() == [[pytest.approx(1 / 3), pytest.approx(31 / 3)]]
+    intended = vote_boundaries(kept, pool, scores, iou_thresh=0.7, weighting="iou-offset")
+    w = torch.tensor([1 * 2.0, 9 / 11 * 1.75])      # IoU * (score + 1.5)
+    assert intended[0].tolist() == pytest.approx(((w[0] * pool[0] + w[1] * pool[1]) / w.sum()).tolist())
+    from detect.tasks.segments.postprocess import PostprocessConfig
+
+    with pytest.raises(ValueError, match="voting_thresh applies to class-agnostic NMS"):
+        PostprocessConfig(voting_thresh=0.7)       # multiclass NMS: ActionFormer never votes there
+    with pytest.raises(ValueError, match="voting_weights must be one of"):
+        PostprocessConfig(multiclass_nms=False, voting_thresh=0.7, voting_weights="iou")
     segs, scores, classes = fuse_class_scores(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), torch.tensor([0.64, 0.25]),
                                               torch.tensor([0.1, 0.25, 0.0, 0.5]), topk=2)
     assert classes.tolist() == [3, 1, 3, 1] and scores.tolist() == pytest.approx([math.sqrt(0.32),

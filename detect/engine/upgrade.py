@@ -5,7 +5,9 @@ Before the task section (commit c3ce18b and earlier): the task's settings lived 
 (``center_sample_radius``, ``loss_weight``, ``init_loss_norm``, ``label_smoothing``,
 ``postprocess``), on ``data`` (``task``, crops, ``class_agnostic``) and on ``eval`` (protocol,
 fusion, dense and clips options); they move to ``task:``, settings that other tasks own are
-dropped (a config could not set them), and unset protocol values are left to the card.
+dropped (a config could not set them), and unset protocol values are left to the card. That
+layout voted boundaries with IoU x (score + 1.5) weights: an upgraded config keeps them
+(``voting_weights: iou-offset``); new configs default to ActionFormer's score weights.
 
 Before the model registry (``model.backbone.name``, ``data.stores``): ``optim.epochs`` counts the warm-up epochs; the model is named (``model.name``) and its backbone config holds only the options
 its block type uses (mixer options moved up from ``backbone.mamba``); stores became named streams;
@@ -60,6 +62,9 @@ def _task_section(cfg: dict[str, Any]) -> dict[str, Any]:
                 # other tasks' keys held their defaults (that layout refused others); None was "the card's"
                 if task_name == name and value is not None:
                     task[key] = value
+    post = task.get("postprocess")
+    if isinstance(post, dict) and (post.get("voting_thresh") or 0) > 0:
+        task["postprocess"] = {**post, "voting_weights": "iou-offset"}  # how that layout voted
     out["task"] = {"name": name, **task}
     return out
 

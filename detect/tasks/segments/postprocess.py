@@ -15,6 +15,9 @@ import torch
 from ...ops.backend import triton_available
 
 
+VOTING_WEIGHTS = ("score", "iou-offset")
+
+
 @dataclass
 class PostprocessConfig:
     pre_nms_thresh: float = 0.001
@@ -24,7 +27,15 @@ class PostprocessConfig:
     nms_sigma: float = 0.5
     min_score: float = 0.001
     max_seg_num: int = 200
-    voting_thresh: float = 0.0          # > 0: refine boundaries by voting (class-agnostic mode)
+    voting_thresh: float = 0.0          # > 0: refine boundaries by voting (class-agnostic NMS only)
+    voting_weights: str = "score"       # score: ActionFormer's code; iou-offset: IoU x (score + 1.5)
+
+    def __post_init__(self) -> None:
+        if self.voting_weights not in VOTING_WEIGHTS:
+            raise ValueError(f"voting_weights must be one of {VOTING_WEIGHTS}, got {self.voting_weights!r}")
+        if self.voting_thresh > 0 and self.multiclass_nms:
+            raise ValueError("voting_thresh applies to class-agnostic NMS (multiclass_nms: false), as in "
+                             "ActionFormer, where a class's own segments are too few to vote")
 
 
 def segment_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -116,11 +127,14 @@ def _use_triton(x: torch.Tensor) -> bool:
 
 
 def vote_boundaries(kept: torch.Tensor, all_segs: torch.Tensor, all_scores: torch.Tensor, iou_thresh: float,
-                    score_offset: float = 1.5) -> torch.Tensor:
+                    weighting: str = "score", score_offset: float = 1.5) -> torch.Tensor:
     """Each kept segment becomes the weighted mean of the pre-NMS segments overlapping it by at
-    least ``iou_thresh``; weights ``IoU * (score + score_offset)``."""
+    least ``iou_thresh``. ``weighting="score"`` weighs each by its score, as ActionFormer's
+    ``seg_voting`` does (it computes ``score + score_offset`` but never uses it);
+    ``"iou-offset"`` by ``IoU * (score + score_offset)``, what that offset suggests was meant."""
     iou = segment_iou(kept, all_segs)
-    weights = iou * (iou >= iou_thresh) * (all_scores[None] + score_offset)
+    close = (iou >= iou_thresh).to(all_scores.dtype)
+    weights = close * all_scores[None] if weighting == "score" else close * iou * (all_scores[None] + score_offset)
     total = weights.sum(1, keepdim=True)
     return torch.where(total > 0, weights @ all_segs / total.clamp(min=1e-12), kept)
 

@@ -85,8 +85,8 @@ def decode_video(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, tor
     segs, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
     kept, kept_scores, kept_labels = soft_nms(segs, scores, labels, pp.nms_sigma, pp.min_score, pp.max_seg_num,
                                               class_agnostic=not pp.multiclass_nms)
-    if pp.voting_thresh > 0 and kept.numel():
-        kept = vote_boundaries(kept, segs, scores, pp.voting_thresh)
+    if pp.voting_thresh > 0 and not pp.multiclass_nms and kept.numel():
+        kept = vote_boundaries(kept, segs, scores, pp.voting_thresh, pp.voting_weights)
     return kept, kept_scores, kept_labels
 
 
