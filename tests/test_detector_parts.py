@@ -128,8 +128,9 @@ def test_iou_voting_and_fusion():
     kept, pool = torch.tensor([[0.0, 10.0]]), torch.tensor([[0.0, 10.0], [1.0, 11.0], [50.0, 60.0], [2.0, 12.0]])
     scores = torch.tensor([0.5, 0.25, 0.9, 0.3])   # IoUs with the kept one: 1, 9/11, 0, 8/12 (below 0.7)
     voted = vote_boundaries(kept, pool, scores, iou_thresh=0.7)
-    # ActionFormer's seg_voting: weights (IoU >= thr) * score -> (0.5 * [0, 10] + 0.25 * [1, 11]) / 0.75
-    assert voted.tolist() == [[pytest.approx(1 / 3), pytest.approx(31 / 3)]]
+    # ActionFormer's seg_voting: weights (IoU >= thr) * IoU * score = 0.5 and 9/11 * 0.25
+    w = torch.tensor([0.5, 9 / 11 * 0.25])
+    assert voted[0].tolist() == pytest.approx(((w[0] * pool[0] + w[1] * pool[1]) / w.sum()).tolist())
     intended = vote_boundaries(kept, pool, scores, iou_thresh=0.7, weighting="iou-offset")
     w = torch.tensor([1 * 2.0, 9 / 11 * 1.75])      # IoU * (score + 1.5)
     assert intended[0].tolist() == pytest.approx(((w[0] * pool[0] + w[1] * pool[1]) / w.sum()).tolist())
@@ -138,7 +139,7 @@ def test_iou_voting_and_fusion():
     with pytest.raises(ValueError, match="voting_thresh applies to class-agnostic NMS"):
         PostprocessConfig(voting_thresh=0.7)       # multiclass NMS: ActionFormer never votes there
     with pytest.raises(ValueError, match="voting_weights must be one of"):
-        PostprocessConfig(multiclass_nms=False, voting_thresh=0.7, voting_weights="iou")
+        PostprocessConfig(multiclass_nms=False, voting_thresh=0.7, voting_weights="score")
     segs, scores, classes = fuse_class_scores(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), torch.tensor([0.64, 0.25]),
                                               torch.tensor([0.1, 0.25, 0.0, 0.5]), topk=2)
     assert classes.tolist() == [3, 1, 3, 1] and scores.tolist() == pytest.approx([math.sqrt(0.32),
@@ -159,3 +160,16 @@ def test_config_rejects_ignored_keys():
         model_config("actionmamba-dbm", num_classes=2, backbone={"use_abs_pe": True})
     with pytest.raises(ValueError, match="6 regression ranges for 8 pyramid levels"):
         model_config("actionmamba-dbm", num_classes=2, backbone={"arch": (2, 2, 7)})
+
+
+def test_voting_reproduces_actionformers_seg_voting():
+    """Fixture: inputs and outputs of ``seg_voting`` from happyharrycn/actionformer_release at 61ea7eb
+    (libs/utils/nms.py, run from a scratch checkout in float64; the module's compiled NMS is not needed)."""
+    from pathlib import Path
+
+    fixture = torch.load(Path(__file__).parent / "fixtures" / "actionformer_seg_voting.pt", weights_only=True)
+    for case in fixture["cases"]:
+        ours = vote_boundaries(case["kept"], case["segs"], case["scores"], float(case["thresh"]))
+        torch.testing.assert_close(ours, case["voted"], rtol=0, atol=1e-12)
+        other = vote_boundaries(case["kept"], case["segs"], case["scores"], float(case["thresh"]), "iou-offset")
+        assert (other - case["voted"]).abs().max() > 1e-6   # the fixture tells the two weightings apart

@@ -7,7 +7,7 @@ Before the task section (commit c3ce18b and earlier): the task's settings lived 
 fusion, dense and clips options); they move to ``task:``, settings that other tasks own are
 dropped (a config could not set them), and unset protocol values are left to the card. That
 layout voted boundaries with IoU x (score + 1.5) weights: an upgraded config keeps them
-(``voting_weights: iou-offset``); new configs default to ActionFormer's score weights.
+(``voting_weights: iou-offset``); new configs default to ActionFormer's IoU x score.
 
 Before the model registry (``model.backbone.name``, ``data.stores``): ``optim.epochs`` counts the warm-up epochs; the model is named (``model.name``) and its backbone config holds only the options
 its block type uses (mixer options moved up from ``backbone.mamba``); stores became named streams;

@@ -15,7 +15,7 @@ import torch
 from ...ops.backend import triton_available
 
 
-VOTING_WEIGHTS = ("score", "iou-offset")
+VOTING_WEIGHTS = ("iou-score", "iou-offset")
 
 
 @dataclass
@@ -28,7 +28,7 @@ class PostprocessConfig:
     min_score: float = 0.001
     max_seg_num: int = 200
     voting_thresh: float = 0.0          # > 0: refine boundaries by voting (class-agnostic NMS only)
-    voting_weights: str = "score"       # score: ActionFormer's code; iou-offset: IoU x (score + 1.5)
+    voting_weights: str = "iou-score"   # IoU x score (ActionFormer's code); iou-offset: IoU x (score + 1.5)
 
     def __post_init__(self) -> None:
         if self.voting_weights not in VOTING_WEIGHTS:
@@ -127,14 +127,14 @@ def _use_triton(x: torch.Tensor) -> bool:
 
 
 def vote_boundaries(kept: torch.Tensor, all_segs: torch.Tensor, all_scores: torch.Tensor, iou_thresh: float,
-                    weighting: str = "score", score_offset: float = 1.5) -> torch.Tensor:
+                    weighting: str = "iou-score", score_offset: float = 1.5) -> torch.Tensor:
     """Each kept segment becomes the weighted mean of the pre-NMS segments overlapping it by at
-    least ``iou_thresh``. ``weighting="score"`` weighs each by its score, as ActionFormer's
-    ``seg_voting`` does (it computes ``score + score_offset`` but never uses it);
+    least ``iou_thresh``. ``weighting="iou-score"`` weighs each by ``IoU * score``, as
+    ActionFormer's ``seg_voting`` does (it computes ``score + score_offset`` but never uses it);
     ``"iou-offset"`` by ``IoU * (score + score_offset)``, what that offset suggests was meant."""
     iou = segment_iou(kept, all_segs)
-    close = (iou >= iou_thresh).to(all_scores.dtype)
-    weights = close * all_scores[None] if weighting == "score" else close * iou * (all_scores[None] + score_offset)
+    offset = score_offset if weighting == "iou-offset" else 0.0
+    weights = (iou >= iou_thresh).to(all_scores.dtype) * iou * (all_scores[None] + offset)
     total = weights.sum(1, keepdim=True)
     return torch.where(total > 0, weights @ all_segs / total.clamp(min=1e-12), kept)
 
