@@ -290,8 +290,6 @@ def task_section(name: str | None, card, given: dict[str, Any], default: str | N
     ``name``, else the card's, else ``default`` (the model's)."""
     if name is None:
         name = task_for_card(card.task) if card is not None else default
-    if name is None:
-        raise ConfigError("task.name is missing: name the task or data.dataset")
     try:
         task = get_task(name)
     except RegistryError as exc:

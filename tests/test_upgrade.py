@@ -108,3 +108,8 @@ def test_a_config_from_before_the_task_section_upgrades_to_the_checkpoints_confi
     proc = subprocess.run([sys.executable, "-m", "detect", "upgrade", str(old), str(tmp_path / "no" / "new.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error: cannot write") and "Traceback" not in proc.stderr
+    (tmp_path / "taken").mkdir()   # a failed write (here: a folder in the way) is one line too
+    proc = subprocess.run([sys.executable, "-m", "detect", "upgrade", str(old), str(tmp_path / "taken")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: cannot write {tmp_path / 'taken'}: ")
+    assert len(proc.stderr.strip().splitlines()) == 1

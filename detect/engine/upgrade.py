@@ -113,8 +113,7 @@ def upgrade_checkpoint(src: str | Path, dst: str | Path) -> dict[str, Any]:
                 if part == "model" and normalizer is not None and "optimizer" in state:
                     state["criterion"] = {"loss_normalizer": normalizer}
     state["config"] = config
-    _writable(dst)
-    save_checkpoint(Path(dst), **state)
+    _write(dst, lambda path: save_checkpoint(path, **state))
     return config
 
 
@@ -123,12 +122,17 @@ def upgrade_file(src: str | Path, dst: str | Path) -> dict[str, Any]:
     if Path(src).suffix.lower() not in (".yaml", ".yml"):
         return upgrade_checkpoint(src, dst)
     config = upgrade_config(read_config_file(src))
-    _writable(dst)
-    Path(dst).write_text(f"# upgraded from {Path(src).name} by `python -m detect upgrade`\n"
-                         + yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
+    text = (f"# upgraded from {Path(src).name} by `python -m detect upgrade`\n"
+            + yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
+    _write(dst, lambda path: path.write_text(text, encoding="utf-8"))
     return config
 
 
-def _writable(dst: str | Path) -> None:
+def _write(dst: str | Path, write) -> None:
+    """``write(Path(dst))``; a missing folder or a failed write (read-only, full disk) is one line."""
     if not Path(dst).parent.is_dir():
         raise ConfigError(f"cannot write {dst}: no folder {Path(dst).parent}")
+    try:
+        write(Path(dst))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {dst}: {exc.strerror or exc}") from None

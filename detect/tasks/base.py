@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -23,13 +23,21 @@ from ..errors import ConfigError, DataError, DetectError
 
 
 def read_json(path: Path) -> Any:
-    """A JSON file; unreadable or invalid is a :class:`DataError` naming it."""
+    """A JSON file (treat it as read-only); unreadable or invalid is a :class:`DataError` naming
+    it. The last file read is kept while it is unchanged: telling a predictions file's task
+    (:meth:`Task.claims`) and scoring it would otherwise parse a large detections file thrice."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        stat = Path(path).stat()
+        return _parsed(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not valid JSON: {exc}") from None
+
+
+@lru_cache(maxsize=1)
+def _parsed(path: str, mtime_ns: int, size: int) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def keep_classes(annotations: AnnotationSet, keep: list[str], source: str) -> AnnotationSet:
