@@ -297,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segments: merge overlapping ground truth first (default: the card's protocol, else on)")
     p.add_argument("--restrict-to-subset", action="store_true",
                    help="segments: ignore predictions on videos outside --split")
-    p.add_argument("--frame-map", help="dense: per-frame mAP mode, full or sampled-25 (default: the card's, else full)")
+    p.add_argument("--frame-map", help="dense: per-frame mAP mode: full, sampled-25 (the official Charades 25 "
+                                       "time points) or ms-tct-25 (MS-TCT/MS-Temba's sampled_25); default: the "
+                                       "card's, else full")
     p.add_argument("--action-conditional", type=_int_list, metavar="TAUS",
                    help="dense: also MLAD's action-conditional metrics at these offsets, e.g. 0,20,40")
     p.add_argument("--topk", type=_int_list, metavar="KS", help="clips: accuracies to report (default 1,5)")

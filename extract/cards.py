@@ -24,7 +24,6 @@ def card_metrics() -> dict[str, str]:
     return {task.card_task: task.card_metric for _, task in TASKS.items()}
 
 PROTOCOLS = ("clean-gt", "official")
-FRAME_MAP_MODES = ("full", "sampled-25")
 
 
 class CardError(ExtractError, ValueError):
@@ -118,8 +117,10 @@ def _validate_evaluation(ev: dict[str, Any], task: str, where: str) -> None:
         if _require(ev, "protocol", str, where) not in PROTOCOLS:
             raise CardError(f"{where}: 'protocol' must be one of {PROTOCOLS}")
     elif metric == "frame-map":
-        if _require(ev, "mode", str, where) not in FRAME_MAP_MODES:
-            raise CardError(f"{where}: 'mode' must be one of {FRAME_MAP_MODES}")
+        from detect.metrics.frame_map import MODES
+
+        if _require(ev, "mode", str, where) not in MODES:
+            raise CardError(f"{where}: 'mode' must be one of {', '.join(MODES)}")
     else:
         topk = _require(ev, "topk", list, where)
         if not topk or not all(isinstance(k, int) and k >= 1 for k in topk):

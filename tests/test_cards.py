@@ -30,7 +30,7 @@ def test_anet_family_thresholds_and_feature_grids():
     assert (fs.window, fs.stride, fs.fps, fs.dim, fs.prefix_suffix) == (16, 4, "native", 3200, ("", "_spatial_feature"))
     assert load_card("activitynet").feature_sets[0].prefix_suffix == ("v_", "_spatial_pool_feature_6")
     assert load_card("charades").evaluation == {"metric": "frame-map", "mode": "full"}
-    assert load_card("tsu").evaluation["mode"] == "sampled-25"
+    assert load_card("tsu").evaluation["mode"] == "ms-tct-25"
     assert load_card("smg").evaluation["topk"] == [1, 5]
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from planted import make_planted
 
-from detect.data.dense import DenseDataset, collate_dense, frame_targets
+from detect.data.dense import DenseDataset, collate_dense
+from detect.metrics.frame_map import labels_at
 from detect.data.segments import SegmentDataset, collate_segments
 from detect.data.streams import DataError, StreamSet, VideoItem, pad_batch
 from extract.annotations import load_annotations
@@ -117,7 +118,7 @@ def test_pad_batch_pads_every_stream_and_masks():
 
 def test_dense_targets_mark_the_steps_inside_segments(planted):
     centres = np.array([0.5, 1.5, 2.5, 3.5])
-    target = frame_targets(centres, [(1.0, 2.5, 0), (3.0, 9.0, 1), (0.0, 0.2, 1)], 2)
+    target = labels_at(centres, [(1.0, 2.5, 0), (3.0, 9.0, 1), (0.0, 0.2, 1)], 2)
     assert target.tolist() == [[0, 0], [1, 0], [1, 0], [0, 1]]  # boundaries inclusive
     store, ann = planted
     annotations = load_annotations(ann)

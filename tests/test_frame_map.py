@@ -1,12 +1,13 @@
 """Per-frame mAP and the action-conditional metrics against straightforward independent
 implementations on random data (ties, classes absent from the split, all-negative videos) and
-hand-made cases."""
+hand-made cases, including the official Charades 25-point protocol (``Charades_v1_localize.m``)
+and MS-TCT's ``sampled_25``."""
 import numpy as np
 import pytest
 
 from detect.metrics import frame_map
 from detect.metrics.action_conditional import action_conditional, condition_mask, grouped_average_precision
-from detect.metrics.frame_map import sample_steps
+from detect.metrics.frame_map import VideoFrames
 
 
 def brute_force_ap(scores, positive):
@@ -20,42 +21,105 @@ def brute_force_ap(scores, positive):
     return np.mean(precisions) if precisions else None
 
 
-def random_videos(seed, num_classes=6):
+def brute_force_map(scores, positive):
+    per_class = [brute_force_ap(scores[:, k], positive[:, k]) for k in range(scores.shape[1])]
+    return np.mean([ap for ap in per_class if ap is not None]), per_class
+
+
+def random_videos(seed, num_classes=6, step=0.5):
+    """Videos of 1-59 steps of ``step`` seconds; segments of classes 1.. only (class 0 absent)."""
     rng = np.random.default_rng(seed)
-    scores, targets = [], []
-    for length in rng.integers(1, 60, size=7):
-        scores.append(np.round(rng.random((length, num_classes)), 1))  # one decimal: many ties
-        target = (rng.random((length, num_classes)) < 0.2).astype(np.float32)
-        target[:, 0] = 0  # class 0 absent from the split
-        targets.append(target)
-    targets[1][:] = 0  # an all-negative video
-    return scores, targets
+    videos = []
+    for i, length in enumerate(rng.integers(1, 60, size=7)):
+        scores = np.round(rng.random((length, num_classes)), 1)  # one decimal: many ties
+        times = (np.arange(length) + 0.5) * step
+        segments = [] if i == 1 else [(float(a), float(a + rng.random() * 4), int(rng.integers(1, num_classes)))
+                                      for a in rng.random(3) * length * step]  # video 1 all negative
+        videos.append(VideoFrames(f"v{i}", scores, times, segments, length * step))
+    return videos
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("mode", ["full", "sampled-25"])
-def test_frame_map_matches_a_brute_force_reference(seed, mode):
-    scores, targets = random_videos(seed)
-    picked = [sample_steps(len(s), mode) for s in scores]
-    s = np.concatenate([x[i] for x, i in zip(scores, picked)])
-    t = np.concatenate([y[i] for y, i in zip(targets, picked)]) > 0
-    per_class = [brute_force_ap(s[:, k], t[:, k]) for k in range(s.shape[1])]
-    expected = np.mean([ap for ap in per_class if ap is not None])
-    result = frame_map(scores, targets, mode)
+def test_full_map_matches_a_brute_force_reference(seed):
+    videos = random_videos(seed)
+    s = np.concatenate([v.scores for v in videos])
+    t = np.concatenate([[[any(a <= c <= b and k == cls for a, b, cls in v.segments) for k in range(6)]
+                         for c in v.times] for v in videos])
+    expected, per_class = brute_force_map(s, t)
+    result = frame_map(videos, "full")
     assert result.map == pytest.approx(expected, abs=1e-12)
     assert np.isnan(result.per_class_ap[0]) and result.evaluated_classes == sum(ap is not None for ap in per_class)
     assert result.samples == len(s)
 
 
-@pytest.mark.parametrize("length", [1, 24, 25, 26, 49, 50, 51, 99, 1000, 50_000])
-def test_25_frame_sampling_spreads_over_the_whole_video(length):
-    steps = sample_steps(length, "sampled-25")
-    if length <= 25:
-        assert steps.tolist() == list(range(length))
-        return
-    assert len(steps) == 25 and np.all(np.diff(steps) > 0) and steps[0] >= 0 and steps[-1] < length
-    assert steps[0] < length / 25 and steps[-1] >= length - length / 25  # first and last 25th both sampled
-    assert np.ptp(np.diff(steps)) <= 1  # evenly spaced up to rounding
+def official_charades_samples(video):
+    """``load_charades_localized`` of ``Charades_v1_localize.m`` spelled out: 25 time points
+    ``(j-1)/25 * length`` for j = 1..25, labels from ``start <= t <= end``; the submission's
+    frame j is the step whose centre is nearest (first on a tie)."""
+    scores, labels = [], []
+    for j in range(1, 26):
+        t = (j - 1) / 25 * video.duration
+        distances = [abs(c - t) for c in video.times]
+        scores.append(video.scores[distances.index(min(distances))])
+        labels.append([any(start <= t <= end and cls == k for start, end, cls in video.segments)
+                       for k in range(video.scores.shape[1])])
+    return np.array(scores), np.array(labels)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sampled_25_is_the_official_charades_protocol(seed):
+    videos = random_videos(seed)
+    picked = [official_charades_samples(v) for v in videos]
+    expected, _ = brute_force_map(np.concatenate([p[0] for p in picked]), np.concatenate([p[1] for p in picked]))
+    result = frame_map(videos, "sampled-25")
+    assert result.map == pytest.approx(expected, abs=1e-12)
+    assert result.samples == 25 * len(videos)  # every video counts 25 points, however short
+
+
+def test_sampled_25_hand_made():
+    # 10 s, 4 steps of 2.5 s (centres 1.25, 3.75, 6.25, 8.75); points 0, 0.4, ..., 9.6 s
+    scores = np.array([[0.1], [0.2], [0.3], [0.4]])
+    video = VideoFrames("v", scores, np.array([1.25, 3.75, 6.25, 8.75]), [(0.0, 0.0, 0), (5.0, 5.2, 0)], 10.0)
+    s, t = video.samples("sampled-25")
+    points = np.arange(25) * 0.4
+    assert t[:, 0].tolist() == [1.0 if p == 0.0 or 5.0 <= p <= 5.2 else 0.0 for p in points]
+    assert t[0, 0] == 1.0 and t[13, 0] == 1.0 and t.sum() == 2  # the time point 0 counts; 5.2 s is on a closed end
+    # nearest centre: 0-2.4 s -> step 0, 2.8-4.8 -> 1 (2.5 s is a tie: 2.4 is nearer 1.25), ... 7.6+ -> 3
+    assert s[:, 0].tolist() == [scores[int(np.abs(video.times - p).argmin()), 0] for p in points]
+    assert s[6, 0] == 0.1 and s[7, 0] == 0.2 and s[24, 0] == 0.4
+    tie = VideoFrames("t", scores[:2], np.array([1.0, 3.0]), [], 50.0)  # 2.0 s is a tie between steps 0 and 1
+    assert tie.samples("sampled-25")[0][1, 0] == 0.1  # the earlier step, as argmin
+
+
+def test_sampled_25_ties_rank_in_the_given_video_order():
+    # two videos with equal scores everywhere: the one given first ranks first
+    pos = VideoFrames("b", np.full((5, 1), 0.5), np.arange(5) + 0.5, [(0.0, 5.0, 0)], 5.0)
+    neg = VideoFrames("a", np.full((5, 1), 0.5), np.arange(5) + 0.5, [], 5.0)
+    assert frame_map([pos, neg], "sampled-25").map == 1.0
+    assert frame_map([neg, pos], "sampled-25").map == pytest.approx(np.mean([k / (25 + k) for k in range(1, 26)]))
+
+
+def test_sampled_25_needs_a_duration():
+    with pytest.raises(ValueError, match="video 'v' has no duration"):
+        frame_map([VideoFrames("v", np.zeros((3, 1)), np.arange(3.0))], "sampled-25")
+
+
+@pytest.mark.parametrize("length", [26, 49, 50, 51, 99, 1000])
+def test_ms_tct_25_is_the_public_codes_stride(length):
+    scores = np.arange(length, dtype=float)[:, None]
+    video = VideoFrames("v", scores, np.arange(length) + 0.5, [], float(length))
+    s, _ = video.samples("ms-tct-25")
+    assert s[:, 0].tolist() == list(range(1, length, length // 25))[:25]  # rows 1::int(T/25), first 25
+    if length < 50:
+        assert s[-1, 0] == 25  # the integer stride covers only the start of short videos
+
+
+def test_ms_tct_25_skips_short_videos_and_refuses_when_nothing_is_left():
+    long = VideoFrames("l", np.random.default_rng(0).random((30, 2)), np.arange(30) + 0.5, [(3.0, 9.0, 1)], 30.0)
+    short = VideoFrames("s", np.ones((25, 2)), np.arange(25) + 0.5, [(0.0, 25.0, 0)], 25.0)
+    assert frame_map([long, short], "ms-tct-25").samples == 25
+    with pytest.raises(ValueError, match="every video is that short"):
+        frame_map([short], "ms-tct-25")
 
 
 def brute_force_grouped_ap(scores, positive):

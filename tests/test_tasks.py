@@ -12,7 +12,7 @@ from planted import make_planted, make_planted_clips, task_config
 from detect.config import ConfigError, load_config
 from detect.engine import train
 from detect.metrics import confusion_matrix, frame_map, topk_accuracy
-from detect.metrics.frame_map import average_precision, sample_steps
+from detect.metrics.frame_map import VideoFrames, average_precision
 from detect.models import MODELS
 
 
@@ -25,10 +25,9 @@ def test_average_precision_hand_made():
     # ranked: pos, neg, pos -> precisions at the positives 1 and 2/3
     assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1])) == pytest.approx((1 + 2 / 3) / 2)
     assert np.isnan(average_precision(np.array([0.1, 0.2]), np.array([0, 0])))
-    result = frame_map([np.array([[0.9, 0.1], [0.2, 0.3]])], [np.array([[1, 0], [0, 0]])])
+    video = VideoFrames("v", np.array([[0.9, 0.1], [0.2, 0.3]]), np.array([0.5, 1.5]), [(0.0, 0.6, 0)], 2.0)
+    result = frame_map([video])
     assert result.map == 1.0 and result.evaluated_classes == 1  # class 1 has no positive: not averaged
-    assert sample_steps(100, "sampled-25").tolist() == [int((i + 0.5) * 4) for i in range(25)]
-    assert sample_steps(10, "sampled-25").tolist() == list(range(10))
 
 
 def test_topk_and_confusion():
@@ -138,7 +137,8 @@ def test_evaluate_dispatches_on_the_predictions_file(planted, tmp_path):
     proc = subprocess.run(run[:-1] + ["--predictions", str(tmp_path / "run" / "test_frames.npz"),
                                       "--action-conditional", "0,-20,20"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "sampled-25" in proc.stdout.splitlines()[0]  # both modes reported, the card's (here full) first
+    first = proc.stdout.splitlines()[0]  # every mode reported, the card's (here full) first
+    assert first.index("(full;") < first.index("sampled-25") < first.index("ms-tct-25")
     assert [line.split(",")[0] for line in proc.stdout.splitlines()[1:]] == [
         "action-conditional (tau=0", "action-conditional (tau=-20", "action-conditional (tau=20"]
     proc = subprocess.run(run[:-1] + ["--predictions", str(tmp_path / "run" / "test_frames.npz"),

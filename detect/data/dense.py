@@ -11,19 +11,12 @@ import torch
 
 from extract.annotations import VideoAnnotations
 
+from ..metrics.frame_map import labels_at
 from .streams import StreamDataset, VideoItem, pad_batch, padded_length, slice_time
 
 
-def frame_targets(centres: np.ndarray, segments: list[tuple[float, float, int]], num_classes: int) -> np.ndarray:
-    """Multi-hot ``(T, K)`` float32 from step centres (seconds) and ``(start, end, class)`` rows."""
-    target = np.zeros((len(centres), num_classes), dtype=np.float32)
-    for start, end, cls in segments:
-        target[(centres >= start) & (centres <= end), cls] = 1.0
-    return target
-
-
 def segment_rows(video: VideoAnnotations, class_index: dict[str, int]) -> list[tuple[float, float, int]]:
-    """``(start, end, class)`` of a video's segments of known classes (what :func:`frame_targets` takes)."""
+    """``(start, end, class)`` of a video's segments of known classes (what :func:`~detect.metrics.frame_map.labels_at` takes)."""
     return [(a.segment[0], a.segment[1], class_index[a.label]) for a in video.annotations
             if a.segment is not None and a.label in class_index]
 
@@ -38,7 +31,7 @@ class DenseDataset(StreamDataset):
         item = self.read(index)
         rows = segment_rows(self.annotations.database[item.video_id], self.class_index)
         centres = np.asarray(item.grid.centre_seconds(), dtype=np.float64)[: item.length]
-        item.targets = {"frames": torch.from_numpy(frame_targets(centres, rows, len(self.classes)))}
+        item.targets = {"frames": torch.from_numpy(labels_at(centres, rows, len(self.classes)))}
         if self.training and item.length > self.max_seq_len:
             start = int(self.rng(index).integers(0, item.length - self.max_seq_len + 1))
             stop = start + self.max_seq_len

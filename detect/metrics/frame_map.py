@@ -1,23 +1,34 @@
 """Per-frame mAP for dense detection (Charades / MultiTHUMOS / TSU, MS-Temba's protocols).
 
-Every valid step of every evaluated video is one sample; per class, samples are ranked by
-score and AP is the mean precision at the positives (torchnet ``APMeter``, no interpolation;
-ties keep video then step order). The mean runs over the classes with at least one positive
-and says how many that is (MS-Temba divides by the classes whose AP is non-zero, which also
-drops classes that have positives but score 0).
+Per class, the evaluated samples of every video are ranked by score and AP is the mean
+precision at the positives (torchnet ``APMeter`` and Charades' ``THUMOSeventclspr``, no
+interpolation). Ties keep the input order: videos in the order given (the annotation file's,
+as ``Charades_v1_localize.m`` ranks with MATLAB's stable ``sort``), then samples in time order.
+The mean runs over the classes with at least one positive and says how many that is
+(MS-Temba divides by the classes whose AP is non-zero, which also drops classes that have
+positives but score 0).
 
-* ``full``: every step.
-* ``sampled-25``: 25 steps per video at ``floor((i + 0.5) * T / 25)``, spread over the whole
-  video (the Charades localisation protocol's intent; MS-Temba's ``int(T/25)`` stride from 1
-  covers only the start of short videos). Videos shorter than 25 steps contribute every step.
+Modes, i.e. which samples of a video are evaluated:
+
+* ``full``: every valid step, labelled by the ground truth at its centre.
+* ``sampled-25``: the official Charades localisation protocol (``Charades_v1_localize.m``):
+  25 time points per video, ``t_j = j / 25 · duration`` for j = 0..24 (the first at 0 s, none at
+  the end), each labelled by the ground truth at ``t_j`` (closed intervals) and scored by the
+  step whose centre is nearest ``t_j`` (the earlier one on a tie). Every video counts 25 points,
+  however short.
+* ``ms-tct-25``: MS-TCT's and MS-Temba's ``sampled_25`` (what MS-Temba's TSU numbers use):
+  steps ``1, 1 + s, ..., 1 + 24 s`` with ``s = int(T / 25)``, labelled like ``full``; videos of
+  25 valid steps or fewer are skipped. The integer stride covers only the start of short videos
+  (T = 49 samples steps 1-25), so its numbers differ from ``sampled-25``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-MODES = ("full", "sampled-25")
+MODES = ("full", "sampled-25", "ms-tct-25")
+POINTS = 25
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -30,12 +41,47 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((precision * hits).sum() / hits.sum())
 
 
-def sample_steps(length: int, mode: str) -> np.ndarray:
-    if mode == "full" or length <= 25:
-        return np.arange(length)
-    if mode == "sampled-25":
-        return np.floor((np.arange(25) + 0.5) * length / 25).astype(np.int64)
-    raise ValueError(f"unknown per-frame mAP mode {mode!r}; expected one of {MODES}")
+def labels_at(times: np.ndarray, segments: list[tuple[float, float, int]], num_classes: int) -> np.ndarray:
+    """Multi-hot ``(N, K)`` float32: class ``k`` is on at time ``t`` when a ``(start, end, k)``
+    segment has ``start <= t <= end``."""
+    target = np.zeros((len(times), num_classes), dtype=np.float32)
+    for start, end, cls in segments:
+        target[(times >= start) & (times <= end), cls] = 1.0
+    return target
+
+
+@dataclass
+class VideoFrames:
+    """One evaluated video: per-step ``scores (T, K)`` at step centres ``times (T,)`` (s), its
+    ground truth as ``(start, end, class)`` rows and its duration (s; ``sampled-25`` needs it)."""
+
+    video_id: str
+    scores: np.ndarray
+    times: np.ndarray
+    segments: list[tuple[float, float, int]] = field(default_factory=list)
+    duration: float | None = None
+
+    def step_targets(self) -> np.ndarray:
+        return labels_at(self.times, self.segments, self.scores.shape[1])
+
+    def samples(self, mode: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores (N, K), targets (N, K))`` that ``mode`` evaluates of this video."""
+        length = len(self.scores)
+        if mode == "full":
+            return self.scores, self.step_targets()
+        if mode == "ms-tct-25":
+            if length <= POINTS:
+                return self.scores[:0], self.step_targets()[:0]
+            steps = np.arange(1, length, length // POINTS)[:POINTS]
+            return self.scores[steps], self.step_targets()[steps]
+        if mode == "sampled-25":
+            if self.duration is None:
+                raise ValueError(f"video {self.video_id!r} has no duration; per-frame mAP 'sampled-25' places its "
+                                 f"25 points by the annotated duration")
+            points = np.arange(POINTS) / POINTS * self.duration
+            nearest = np.abs(self.times[None, :] - points[:, None]).argmin(axis=1)
+            return self.scores[nearest], labels_at(points, self.segments, self.scores.shape[1])
+        raise ValueError(f"unknown per-frame mAP mode {mode!r}; expected one of {', '.join(MODES)}")
 
 
 @dataclass
@@ -48,17 +94,20 @@ class FrameMapResult:
 
     @property
     def protocol(self) -> str:
-        return (f"per-frame mAP ({self.mode}; {self.samples} steps; mean over the {self.evaluated_classes} classes "
+        return (f"per-frame mAP ({self.mode}; {self.samples} samples; mean over the {self.evaluated_classes} classes "
                 f"with positives)")
 
 
-def frame_map(scores: list[np.ndarray], targets: list[np.ndarray], mode: str = "full") -> FrameMapResult:
-    """``scores`` and multi-hot ``targets``: per video ``(T, K)``, valid steps only."""
-    if len(scores) != len(targets) or not scores:
-        raise ValueError(f"need one target per score array, got {len(scores)} and {len(targets)}")
-    picked = [sample_steps(len(s), mode) for s in scores]
-    s = np.concatenate([x[i] for x, i in zip(scores, picked)])
-    t = np.concatenate([y[i] for y, i in zip(targets, picked)]) > 0
+def frame_map(videos: list[VideoFrames], mode: str = "full") -> FrameMapResult:
+    """Per-frame mAP of ``videos`` (ties ranked in their order) in ``mode``."""
+    if not videos:
+        raise ValueError("per-frame mAP needs at least one video")
+    picked = [video.samples(mode) for video in videos]
+    if not sum(len(scores) for scores, _ in picked):
+        raise ValueError(f"per-frame mAP {mode!r} has nothing to evaluate: it skips videos of {POINTS} valid steps or "
+                         f"fewer, and every video is that short")
+    s = np.concatenate([scores for scores, _ in picked])
+    t = np.concatenate([targets for _, targets in picked]) > 0
     ap = np.array([average_precision(s[:, k], t[:, k]) for k in range(s.shape[1])])
     valid = ~np.isnan(ap)
     return FrameMapResult(float(ap[valid].mean()) if valid.any() else 0.0, ap.tolist(), mode, int(valid.sum()), len(s))

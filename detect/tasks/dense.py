@@ -20,11 +20,11 @@ from torch import nn
 
 from extract.annotations import AnnotationSet
 
-from ..data.dense import DenseDataset, collate_dense, frame_targets, segment_rows
+from ..data.dense import DenseDataset, collate_dense, segment_rows
 from ..errors import DataError
 from ..metrics import frame_map
 from ..metrics.action_conditional import action_conditional
-from ..metrics.frame_map import MODES
+from ..metrics.frame_map import MODES, VideoFrames
 from ..outputs import FrameOutput
 from . import register_task
 from .base import Task, move_inputs
@@ -75,20 +75,31 @@ def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: Ann
                  classes: list[str], mode: str, action_conditional_taus: list[int] | tuple[int, ...] = ()
                  ) -> dict[str, Any]:
     """Per-frame mAP of ``predictions`` (``scores (T, K)`` and ``times (T,)`` per video) against
-    the annotations of ``video_ids``; every one of them needs predictions. ``mAP`` is in the
-    primary ``mode``, ``frame_map`` holds both modes; with ``action_conditional_taus``, MLAD's
-    action-conditional metrics at each offset (:mod:`detect.metrics.action_conditional`)."""
+    the annotations of ``video_ids``; every one of them needs predictions. Videos are ranked in
+    the annotation file's order (ties as the official Charades evaluation breaks them), whatever
+    the order of ``video_ids``. ``mAP`` is in the primary ``mode``, ``frame_map`` holds every
+    mode; with ``action_conditional_taus``, MLAD's action-conditional metrics at each offset
+    (:mod:`detect.metrics.action_conditional`)."""
     missing = [vid for vid in video_ids if vid not in predictions]
     if missing:
         raise DataError(f"{len(missing)} videos have no predictions, e.g. {missing[:3]}")
+    wanted = set(video_ids)
     index = {name: i for i, name in enumerate(classes)}
-    scores = [predictions[vid]["scores"] for vid in video_ids]
-    targets = [frame_targets(predictions[vid]["times"], segment_rows(annotations.database[vid], index), len(classes))
-               for vid in video_ids]
-    both = {m: frame_map(scores, targets, m) for m in MODES}
-    result = {"mAP": both[mode].map, "per_class_ap": dict(zip(classes, both[mode].per_class_ap)),
-              "protocol": both[mode].protocol, "frame_map": {m: r.map for m, r in both.items()}}
+    videos = [VideoFrames(vid, predictions[vid]["scores"], predictions[vid]["times"],
+                          segment_rows(annotations.database[vid], index), annotations.database[vid].duration)
+              for vid in annotations.database if vid in wanted]
+    every = {}
+    for m in MODES:  # the other modes are extras: one the data cannot give (no durations) is left out
+        try:
+            every[m] = frame_map(videos, m)
+        except ValueError as exc:
+            if m == mode:
+                raise DataError(str(exc)) from None
+    result = {"mAP": every[mode].map, "mode": mode, "per_class_ap": dict(zip(classes, every[mode].per_class_ap)),
+              "protocol": every[mode].protocol, "frame_map": {m: r.map for m, r in every.items()}}
     if action_conditional_taus:
+        scores = [v.scores for v in videos]
+        targets = [v.step_targets() for v in videos]
         result["action_conditional"] = {str(tau): action_conditional(scores, targets, tau)
                                         for tau in action_conditional_taus}
     return result
@@ -217,7 +228,7 @@ class DenseTask(Task):
     @classmethod
     def headline(cls, result: dict[str, Any]) -> str:
         others = ", ".join(f"{m} {100 * v:.2f}" for m, v in result.get("frame_map", {}).items()
-                           if m not in result["protocol"])
+                           if m != result.get("mode"))
         line = f"per-frame mAP {100 * result['mAP']:.2f} ({result['protocol']})" + (f"; {others}" if others else "")
         for tau, ac in result.get("action_conditional", {}).items():
             line += (f"\naction-conditional (tau={tau}, {ac['pairs']} pairs): P {100 * ac['precision']:.2f} "
