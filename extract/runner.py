@@ -67,7 +67,7 @@ class _Decoded(torch.utils.data.IterableDataset):
             yield "end", src.video_id, {"fps": stream.fps, "source_fps": stream.source_fps, "frames": stream.frames,
                                         "duration": stream.duration, "decoder": stream.decoder,
                                         "notes": stream.notes, "warnings": [src.redact(w) for w in stream.warnings],
-                                        "source": src.name}
+                                        "source": src.name, "source_size": stream.source_size}
 
 
 def _as_is(item):
@@ -197,7 +197,8 @@ def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
     grid = SnippetGrid.for_video(meta["frames"], plan.window, plan.stride, meta["fps"], plan.tail)
     video_meta = VideoMeta(grid=grid, source=meta["source"], fps=meta["fps"], num_frames=meta["frames"],
                            duration=meta["duration"] or meta["frames"] / meta["fps"], decoder=meta["decoder"],
-                           extra={"source_fps": meta["source_fps"], "notes": meta["notes"],
+                           extra={"source_fps": meta["source_fps"], "source_size": meta["source_size"],
+                                  "notes": meta["notes"],
                                   "warnings": meta["warnings"], "streams": [s.name for s in plan.streams]})
     try:
         writer.write(vid, np.concatenate(parts, axis=1), video_meta)

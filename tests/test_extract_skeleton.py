@@ -6,11 +6,13 @@ import torch
 from videos import make_video
 
 from extract.cli import main
+from extract.skeleton.maps import FrameGeometry, RenderSpec, video_maps
 from extract.skeleton.render import VFSS_EDGES, render_maps
 from extract.skeleton.smooth import smooth_tracks
 from extract.skeleton.track import follow_person
 from extract.store import open_store
 from extract.store.report import pair_problems
+from extract.weights import sha256_of
 
 pytestmark = pytest.mark.timeout(300)
 PEAKS = [(10, 8), (12, 30), (20, 20), (40, 10), (44, 24), (50, 38), (55, 12), (60, 40)]  # (row, col) on 64 x 48
@@ -58,11 +60,16 @@ def test_vfss_landmarks_become_keypoints_and_heatmaps_on_the_frame_grid(videos, 
         expected = np.array([[(c + 0.5) / 48, (r + 0.5) / 64] for r, c in PEAKS])
         np.testing.assert_allclose(points[..., :2], np.broadcast_to(expected, (21, 8, 2)), atol=1e-6)
         np.testing.assert_allclose(points[..., 2], 0.9, atol=1e-6)
-        box = maps.meta("swallow").extra["crop_box"]  # keypoints and their margin inside the crop
-        px = expected * 96
+        meta = maps.meta("swallow")
+        assert meta.extra["source_size"] == [96, 64] and meta.extra["warnings"] == []
+        box = meta.extra["crop_box"]  # keypoints and their margin inside the crop, original-frame pixels
+        px = expected * [96, 64]
         assert box[0] <= px[:, 0].min() and px[:, 0].max() <= box[2] and box[1] <= px[:, 1].min()
-        assert px[:, 1].max() <= box[3]
+        assert px[:, 1].max() <= box[3] <= 64
         assert maps.info.extra["render"]["sigma"] == 2 and maps.grid("swallow") == pose.grid("swallow")
+        assert maps.info.extra["cell"] == [1 / 48, 1 / 64]  # the landmark model's heatmap cell
+        for store in (maps, kps, pose):  # what made the keypoints, to the byte
+            assert store.info.model["sha256"] == sha256_of(tmp_path / "tiny.pt")
         assert 0.4 < heat.max() <= 0.9 + 1e-3  # fusion = mean of keypoint and limb maps at confidence 0.9
         assert pair_problems(maps, pose) == []
 
@@ -80,7 +87,8 @@ def test_a_video_without_confident_keypoints_gets_zero_maps_and_a_warning(videos
     assert _run(videos, tmp_path / "maps", traced(tmp_path / "dark.pt", level=0.05)) == 0
     with open_store(tmp_path / "maps") as maps:
         assert not maps.read("swallow").any()
-        assert "no keypoint above confidence" in maps.meta("swallow").extra["warning"]
+        (warning,) = maps.meta("swallow").extra["warnings"]  # where docs/FORMAT.md says warnings are
+        assert "no keypoint above confidence" in warning
 
 
 def test_keypoint_and_limb_maps_sit_at_the_right_pixels():
@@ -98,22 +106,76 @@ def test_keypoint_and_limb_maps_sit_at_the_right_pixels():
     assert limbs[0, 2:10].max() < 1e-6  # far from every limb with a confident end
 
 
-def test_the_smoother_removes_most_of_the_noise():
+CELL = 4.0  # px: a 64 x 48 heatmap cell of a 256 x 192 frame
+
+
+def moving_track(distance, frames, seed, length=60, start=20, back=35):
+    """A landmark that moves ``distance`` px over ``frames`` frames, holds, and moves back (a
+    swallow's excursion), observed at heatmap-argmax precision: uniform error within a cell."""
+    t = np.arange(length, dtype=float)
+    x = 100 + distance * (np.clip((t - start) / frames, 0, 1) - np.clip((t - back) / frames, 0, 1))
+    truth = np.stack([x, np.full(length, 80.0)], -1)[:, None]  # (T, 1, 2)
+    observed = truth + np.random.default_rng(seed).uniform(-CELL / 2, CELL / 2, truth.shape)
+    return truth, torch.from_numpy(observed)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.56, 0.7, 0.8, 1.0])
+def test_the_smoother_keeps_motion_at_every_usable_confidence(confidence):
+    for distance in (5.0, 7.5, 10.0):
+        for frames in (2, 3, 5):
+            for seed in range(3):
+                truth, observed = moving_track(distance, frames, seed)
+                conf = torch.full((len(truth), 1), confidence, dtype=torch.float64)
+                smoothed = smooth_tracks(observed, conf, motion=4.0, cell=(CELL, CELL)).numpy()
+                kept = (smoothed[27:33, 0, 0].mean() - smoothed[:15, 0, 0].mean()) / distance  # plateau vs rest
+                assert 0.7 <= kept <= 1.3, (distance, frames, seed, kept)
+                assert np.abs(smoothed - truth).max() <= CELL, (distance, frames, seed)
+
+
+def test_low_confidence_jumps_stay_rejected():
+    truth, observed = moving_track(10.0, 3, seed=0)
+    conf = torch.full((len(truth), 1), 0.9, dtype=torch.float64)
+    jumped = observed.clone()
+    for frame, c in ((8, 0.05), (30, 0.09), (31, 0.09), (45, 0.01)):  # lone and paired jumps of 60 px
+        jumped[frame, 0, 0] += 60.0
+        conf[frame, 0] = c
+    smoothed = smooth_tracks(jumped, conf, motion=4.0, cell=(CELL, CELL)).numpy()
+    without = smooth_tracks(observed, conf, motion=4.0, cell=(CELL, CELL)).numpy()
+    assert np.abs(smoothed - truth).max() <= CELL
+    assert np.abs(smoothed - without).max() < 0.05 * 60  # each jump pulls the track by under 5% of itself
+
+
+def test_the_smoother_removes_outliers_and_leaves_what_it_cannot_see():
     g = torch.Generator().manual_seed(0)
     t = torch.linspace(0, 1, 400)[:, None]
-    truth = torch.stack([0.5 + 0.2 * torch.sin(2 * np.pi * (t + k / 5)) for k in range(4)], 1).squeeze(-1)
-    truth = torch.stack([truth, truth.flip(0)], -1)  # (T, K, 2)
-    conf = torch.full((400, 4), 0.9)
-    noisy = truth + 0.02 * torch.randn(truth.shape, generator=g)
+    truth = torch.stack([100 + 40 * torch.sin(2 * np.pi * (t + k / 5)) for k in range(4)], 1).squeeze(-1)
+    truth = torch.stack([truth, truth.flip(0)], -1).double()  # (T, K, 2) px, slow motion
+    conf = torch.full((400, 4), 0.9, dtype=torch.float64)
+    noisy = truth + CELL / 2 * torch.randn(truth.shape, generator=g, dtype=torch.float64)
     bad = torch.rand(400, 4, generator=g) < 0.1  # unconfident frames far off
-    noisy[bad] += 0.3
+    noisy[bad] += 60
     conf[bad] = 0.05
-    smoothed = smooth_tracks(noisy, conf, q=1e-4)
+    smoothed = smooth_tracks(noisy, conf, motion=4.0, cell=(CELL, CELL))
     raw_err, err = (noisy - truth).norm(dim=-1).mean(), (smoothed - truth).norm(dim=-1).mean()
-    assert err < raw_err / 4, (float(raw_err), float(err))
-    assert torch.equal(smooth_tracks(noisy, conf, q=0), noisy)
+    assert err < raw_err / 3, (float(raw_err), float(err))
+    assert torch.equal(smooth_tracks(noisy, conf, motion=0, cell=(CELL, CELL)), noisy)
     conf[:, 3] = 0  # never observed: left as it was, not NaN
-    assert torch.equal(smooth_tracks(noisy, conf, q=1e-4)[:, 3], noisy[:, 3])
+    assert torch.equal(smooth_tracks(noisy, conf, motion=4.0, cell=(CELL, CELL))[:, 3], noisy[:, 3])
+
+
+def test_sigma_is_in_pixels_of_the_original_frame_on_a_non_square_video():
+    # one landmark at (60, 30) px of a 192 x 96 source that the pose model saw squashed to 96 x 96
+    candidates = np.zeros((3, 1, 8 * 3 + 5))
+    candidates[:, 0, :3] = [30.0, 30.0, 0.9]
+    candidates[:, 0, -5:] = [0, 0, 96, 96, 1.0]
+    geometry = FrameGeometry(decoded=(96, 96), original=(192, 96), cell=(1 / 48, 1 / 64))
+    spec = RenderSpec(size=33, sigma=4.0, margin=3.0, output="keypoints", edges=VFSS_EDGES)
+    maps, points, extra = video_maps(candidates, 8, geometry, spec, torch.device("cpu"))
+    assert extra["crop_box"] == pytest.approx([48.0, 18.0, 72.0, 42.0])  # 3 sigmas around (60, 30), square
+    np.testing.assert_allclose(points[:, 0], [[60 / 192, 30 / 96, 0.9]] * 3, atol=1e-6)
+    peak = maps[0].astype(np.float32)
+    assert np.unravel_index(peak.argmax(), peak.shape) == (16, 16)
+    np.testing.assert_allclose(peak[16, :], peak[:, 16], atol=1e-3)  # round, not stretched along x
 
 
 def test_following_a_person_keeps_the_same_one_when_scores_swap():

@@ -48,9 +48,10 @@ class SkeletonSpec(ExtractSpec):
     size: int = opt(56, "heatmap size")
     spatial: str = "resize"
     frame_size: int = opt(256, "decoded frame size fed to the pose model")
-    sigma: float = opt(4.0, "Gaussian sigma, pixels of the frame")
+    sigma: float = opt(4.0, "Gaussian sigma, pixels of the original frame")
     margin: float = opt(3.0, "crop margin around the keypoints, in sigmas")
-    smooth_q: float = opt(1e-4, "smoother transition variance per frame, (fraction of the frame)^2; 0 turns it off")
+    smooth_px: float = opt(4.0, "smoother process noise: a landmark's typical step, pixels of the original frame "
+                                "per frame (against one heatmap cell of observation noise); 0 turns it off")
     edges: tuple[tuple[int, int], ...] | None = opt(None, 'limbs as "a-b,c-d,..." keypoint indices (default: the '
                                                           "VFSS 9-limb or the COCO 19-limb skeleton)",
                                                     parse=parse_edges)
@@ -65,9 +66,9 @@ class SkeletonSpec(ExtractSpec):
         for name in ("persons", "frame_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.sigma > 0 or self.margin < 0 or self.smooth_q < 0:
-            raise ValueError(f"need --sigma > 0, --margin >= 0 and --smooth-q >= 0, got {self.sigma}, "
-                             f"{self.margin}, {self.smooth_q}")
+        if not self.sigma > 0 or self.margin < 0 or self.smooth_px < 0:
+            raise ValueError(f"need --sigma > 0, --margin >= 0 and --smooth-px >= 0, got {self.sigma}, "
+                             f"{self.margin}, {self.smooth_px}")
 
 
 @EXTRACTORS.register("skeleton")
@@ -83,8 +84,9 @@ Three stores come out, all on the frame grid (one row per decoded frame, --fps a
 appearance features, so the detector windows them on the appearance grid): OUT (heatmaps
 (T, size, size) float16), OUT_keypoints ((T, K, 3): x, y in [0, 1] of the frame, confidence) and
 OUT_pose (every pose candidate per frame; rendering again with other options reuses it: delete
-OUT and rerun). Frames are squashed to --frame-size squared for the pose model; --sigma is in
-pixels of that frame. `python -m extract verify --pair APPEARANCE_STORE OUT` checks the two
+OUT and rerun). Frames are squashed to --frame-size squared for the pose model; keypoints are
+then brought back to the original frame, where --sigma, --smooth-px and the crop box are in
+pixels (so Gaussians stay round on any aspect ratio, as SG-Mamba renders them). `python -m extract verify --pair APPEARANCE_STORE OUT` checks the two
 stores cover the same frames.
 """
 
@@ -99,7 +101,7 @@ stores cover the same frames.
         from ..store import StoreInfo
 
         edges = spec.edges or (VFSS_EDGES if spec.pose == "vfss" else COCO_EDGES)
-        render_spec = RenderSpec(size=spec.size, sigma=spec.sigma, margin=spec.margin, smooth_q=spec.smooth_q,
+        render_spec = RenderSpec(size=spec.size, sigma=spec.sigma, margin=spec.margin, smooth_px=spec.smooth_px,
                                  output=spec.maps, edges=edges)
         pose = _pose_model(spec, device)
         if max(max(e) for e in edges) >= pose.keypoints:
@@ -118,7 +120,8 @@ stores cover the same frames.
                          step_shape=[width], model={"name": spec.pose_weights or pose.name, **pose.identity},
                          preprocessing={"frame_size": spec.frame_size, "spatial": spec.spatial, "fps": spec.fps},
                          extra={"keypoints": pose.keypoints, "persons": pose.persons,
-                                "frame_size": [spec.frame_size, spec.frame_size]})
+                                "frame_size": [spec.frame_size, spec.frame_size],
+                                "cell": list(pose.cell or (1 / spec.frame_size, 1 / spec.frame_size))})
 
         def render(summary: dict) -> dict:
             from tqdm import tqdm

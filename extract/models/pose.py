@@ -14,10 +14,13 @@ recorded sha256 before loading (:mod:`extract.weights`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ..weights import sha256_of
 
 VFSS_MEAN, VFSS_STD = (0.548, 0.553, 0.551), (0.307, 0.307, 0.307)
 
@@ -28,7 +31,8 @@ class PoseModel:
     keypoints: int
     persons: int
     run: Callable[[torch.Tensor], torch.Tensor]   # uint8 (n, H, W, 3) -> (n, persons, K*3 + 5)
-    identity: dict
+    identity: dict                                # recorded in the store: what made the keypoints, sha256
+    cell: tuple[float, float] | None = None       # keypoint quantum, fraction of the frame (x, y); None: a pixel
 
 
 def candidate_width(keypoints: int) -> int:
@@ -38,7 +42,8 @@ def candidate_width(keypoints: int) -> int:
 
 def heatmap_peaks(heatmaps: torch.Tensor) -> torch.Tensor:
     """``(n, K, h, w)`` -> ``(n, K, 3)``: argmax (x, y) at pixel centres normalised to [0, 1], and
-    the maximum as the confidence."""
+    the maximum as the confidence. Points sit at cell centres, half a cell right of and below
+    SG-Mamba's (which takes the cell's corner, ``index / w``)."""
     n, k, h, w = heatmaps.shape
     value, index = heatmaps.flatten(2).max(-1)
     x = (index % w).float().add_(0.5) / w
@@ -51,7 +56,7 @@ def vfss_landmarks(path, device: torch.device) -> PoseModel:
     mean = torch.tensor(VFSS_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(VFSS_STD, device=device).view(1, 3, 1, 1)
     with torch.inference_mode():
-        k = model(torch.zeros(1, 3, 256, 192, device=device)).shape[1]
+        _, k, cells_y, cells_x = model(torch.zeros(1, 3, 256, 192, device=device)).shape
 
     @torch.inference_mode()
     def run(frames: torch.Tensor) -> torch.Tensor:
@@ -65,14 +70,18 @@ def vfss_landmarks(path, device: torch.device) -> PoseModel:
         return torch.cat([peaks.reshape(n, -1), box], 1)[:, None]
 
     return PoseModel("vfss", k, 1, run, {"pose": "vfss", "input": "256x192 (H x W), bilinear",
-                                         "mean": list(VFSS_MEAN), "std": list(VFSS_STD)})
+                                         "mean": list(VFSS_MEAN), "std": list(VFSS_STD), "sha256": sha256_of(path),
+                                         "heatmap": [cells_y, cells_x]},
+                     cell=(1 / cells_x, 1 / cells_y))
 
 
 def coco_keypoint_rcnn(device: torch.device, persons: int = 3, weights_path=None) -> PoseModel:
     from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights, keypointrcnn_resnet50_fpn
 
+    weights = KeypointRCNN_ResNet50_FPN_Weights.COCO_V1
     if weights_path is None:
-        model = keypointrcnn_resnet50_fpn(weights=KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
+        model = keypointrcnn_resnet50_fpn(weights=weights)
+        weights_path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name  # where torchvision put it
     else:  # a local file of the same weights (e.g. copied from a connected machine's torch hub cache)
         model = keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None)
         model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
@@ -91,4 +100,5 @@ def coco_keypoint_rcnn(device: torch.device, persons: int = 3, weights_path=None
         return out
 
     return PoseModel("coco", 17, persons, run, {"pose": "coco", "model": "torchvision keypointrcnn_resnet50_fpn "
-                                                "COCO_V1", "confidence": "sigmoid(keypoint score)"})
+                                                "COCO_V1", "confidence": "sigmoid(keypoint score)",
+                                                "sha256": sha256_of(Path(weights_path))})

@@ -64,6 +64,7 @@ class FrameStream:
     duration: float = 0.0
     decoder: str = ""
     frames: int = 0
+    source_size: tuple[int, int] | None = None   # (width, height) before resizing
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -76,6 +77,7 @@ class FrameStream:
         except FFmpegError as exc:
             raise DecodeError(str(exc)) from None
         self.source_fps, self.duration = info.fps, info.duration
+        self.source_size = (info.width, info.height)
         self.fps = self.spec.fps or info.fps
         if self.spec.decoder == "torchcodec":
             try:
@@ -145,6 +147,7 @@ class FrameStream:
                     img = im.convert(mode)
             except OSError as exc:
                 raise DecodeError(f"{f}: unreadable image ({exc})") from None
+            self.source_size = self.source_size or (img.width, img.height)
             width, height = _scaled_size(img.width, img.height, self.spec)
             return np.asarray(img.resize((width, height), Image.BILINEAR))
 
