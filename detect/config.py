@@ -15,15 +15,12 @@ wherever the config leaves them unset.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from extract.registry import RegistryError
+from extract.typed_config import FieldError, build, parse_yaml, read_yaml
 
 from .errors import ConfigError
 from .models import model_entry
@@ -113,82 +110,19 @@ class RunConfig:
     log_every: int = 20
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    """YAML 1.1 reads ``1e-4`` as a string: convert numbers (and lists of them) per the type hint."""
-    if isinstance(value, str):
-        for kind in (int, float):
-            if hint is kind or kind in typing.get_args(hint):
-                try:
-                    return kind(value) if kind is float else int(value)
-                except ValueError:
-                    if kind is float or float not in typing.get_args(hint):
-                        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        return value
-    if isinstance(value, list):
-        args = [a for a in typing.get_args(hint) if typing.get_origin(a) in (list, tuple)] or [hint]
-        inner = typing.get_args(args[0])
-        if inner and inner[0] in (int, float):
-            return [_coerce(inner[0], v, where) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and (hint is float or float in typing.get_args(hint)):
-        return float(value)
-    return value
-
-
-_SCALARS = (bool, int, float, str)
-
-
-def _check_type(hint: Any, value: Any, where: str) -> None:
-    """Scalars (and lists of them) must have their field's type: ``epochs: 2.5`` is an error, not
-    2.5 epochs; a field's other types (dicts, nested tuples) are checked by their class."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) not in options and any(o in _SCALARS for o in options):
-            raise ConfigError(f"{where}: a value is required")
-        return
-    scalars = [o for o in options if o in _SCALARS]
-    lists = [typing.get_args(o)[0] for o in options if typing.get_origin(o) is list and typing.get_args(o)
-             and typing.get_args(o)[0] in _SCALARS]
-    if isinstance(value, list) and lists:
-        for item in value:
-            _check_type(lists[0], item, where)
-        return
-    if not scalars or len(scalars) + len(lists) < len([o for o in options if o is not type(None)]):
-        return
-    ok = any(isinstance(value, kind) and not (kind is int and isinstance(value, bool)) for kind in scalars)
-    if not ok:
-        names = " or ".join(k.__name__ for k in scalars) + (" or a list" if lists else "")
-        raise ConfigError(f"{where}: expected {names}, got {value!r}")
+def _named_section(cls: type, name: str, hint: Any, value: Any) -> tuple[Any, Any]:
+    """The run config's ``model``/``task`` sections: their ``name`` picks the dataclass."""
+    if cls is RunConfig and name in NAMED:
+        return NAMED[name](value), {k: v for k, v in value.items() if k != "name"}
+    return hint, value
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
     """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
-    if not dataclasses.is_dataclass(cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown keys {sorted(unknown)} (known: {sorted(names)})")
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if cls is RunConfig and name in NAMED:
-            hint, value = NAMED[name](value), {k: v for k, v in value.items() if k != "name"}
-        target = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
-        at = f"{where}.{name}".lstrip(".")
-        if dataclasses.is_dataclass(target):
-            kwargs[name] = _build(target, value, at)
-        else:
-            kwargs[name] = _coerce(hint, value, at)
-            _check_type(hint, kwargs[name], at)
     try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where or 'config'}: {exc}") from None
-    except ValueError as exc:
-        raise ConfigError(f"{where or 'config'}: {exc}") from None
+        return build(cls, data, where, _named_section)
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _model_class(section: Any) -> type:
@@ -269,7 +203,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = parse_yaml(value)
     return data
 
 
@@ -331,11 +265,9 @@ def _fill_from_card(data: dict[str, Any]) -> dict[str, Any]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The raw sections of a YAML config file; unreadable or not a mapping is a :class:`ConfigError`."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        data = read_yaml(path) or {}
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return data

@@ -189,7 +189,7 @@ def parse_card(d: Any, source: str) -> DatasetCard:
 
 def load_card(name_or_path: str | os.PathLike) -> DatasetCard:
     """A card by id (``thumos14``) or by path to a YAML file."""
-    import yaml
+    from .typed_config import FieldError, read_yaml
 
     path = Path(name_or_path)
     if not path.suffix:
@@ -197,9 +197,9 @@ def load_card(name_or_path: str | os.PathLike) -> DatasetCard:
     if not path.is_file():
         raise CardError(f"no dataset card {str(name_or_path)!r} (looked for {path}); known: {', '.join(list_cards())}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CardError(f"{path} is not valid YAML: {exc}") from None
+        data = read_yaml(path)
+    except FieldError as exc:
+        raise CardError(str(exc)) from None
     card = parse_card(data, str(path))
     if path.stem != card.id:
         raise CardError(f"{path}: file name and 'id' ({card.id!r}) differ")

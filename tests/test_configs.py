@@ -33,3 +33,10 @@ def test_published_sizes():
     assert size["thumos14_iv2_6b_vim"] == pytest.approx(21.6, abs=0.05)
     assert size["activitynet_iv2_6b_dbm"] == pytest.approx(6.4, abs=0.05)
     assert size["fineaction_iv2_1b_dbm"] == pytest.approx(21.0, abs=0.05)
+
+
+def test_config_files_read_yaml_1_2_numbers():
+    from extract.typed_config import parse_yaml
+
+    assert parse_yaml("a: 1e-05\nb: 1E5\nc: -2.5e+3\nd: .5\ne: 3\nf: '1e-05'\ng: 1.0\nh: .inf") == {
+        "a": 1e-05, "b": 1e5, "c": -2500.0, "d": 0.5, "e": 3, "f": "1e-05", "g": 1.0, "h": float("inf")}

@@ -163,7 +163,8 @@ def test_position_embedding_interpolation():
 def test_extract_internvideo2_writes_block_features_and_records_them(tmp_path):
     model = tiny_model()
     torch.save({"model": model.state_dict()}, tmp_path / "tiny.pth")
-    (tmp_path / "tiny.yaml").write_text("num_heads: 4\nattn_pool_num_heads: 4\nimg_size: 28\n")
+    # YAML 1.1 reads 1e-05 as a string; a config file's numbers are numbers
+    (tmp_path / "tiny.yaml").write_text("num_heads: 4\nattn_pool_num_heads: 4\nimg_size: 28\ninit_values: 1e-05\n")
     videos = tmp_path / "videos"
     videos.mkdir()
     make_video(videos / "a", 23, fps=24.0, width=48, height=40)
@@ -182,3 +183,7 @@ def test_extract_internvideo2_writes_block_features_and_records_them(tmp_path):
               str(tmp_path / "tiny.pth"), "--model-config", str(tmp_path / "tiny.yaml"), "--layer", "9",
               "--device", "cpu", "--workers", "0"])
     assert not (tmp_path / "bad").exists()  # refused before a store was created
+    (tmp_path / "wrong.yaml").write_text("num_heads: four\n")
+    with pytest.raises(SystemExit, match=r"^error: .*wrong\.yaml\.num_heads: expected a number, got 'four'$"):
+        main(["internvideo2", "--video-dir", str(videos), "--out", str(tmp_path / "bad"), "--checkpoint",
+              str(tmp_path / "tiny.pth"), "--model-config", str(tmp_path / "wrong.yaml"), "--device", "cpu"])

@@ -31,21 +31,13 @@ class InternVideo2Spec(GridSpec):
 
 
 def _read_config(path: Path | None) -> dict:
+    """The fields a ``--model-config`` file sets, typed and checked against InternVideo2Config."""
     if path is None:
         return {}
-    import yaml
-
     from ..models.internvideo2 import InternVideo2Config
+    from ..typed_config import read_yaml, typed_fields
 
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not YAML/JSON ({str(exc).splitlines()[0]})") from None
-    known = set(InternVideo2Config.__dataclass_fields__)
-    if not isinstance(data, dict) or set(data) - known:
-        unknown = sorted(set(data) - known) if isinstance(data, dict) else data
-        raise ValueError(f"{path}: unknown InternVideo2 config fields {unknown}; known: {', '.join(sorted(known))}")
-    return data
+    return typed_fields(InternVideo2Config, read_yaml(path) or {}, str(path))  # FieldError: file and field
 
 
 @EXTRACTORS.register("internvideo2")
@@ -88,8 +80,6 @@ on the model page and log in (`hf auth login` or HF_TOKEN), or pass a local file
             model, report = load_internvideo2(path, device, dtype, **fields)
         except CheckpointError as exc:
             raise ValueError(str(exc)) from None
-        except TypeError as exc:  # a --model-config value of the wrong type
-            raise ValueError(f"{spec.model_config}: {exc}") from None
         layer = model.resolve_layer(spec.layer)
         mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1, 1)
