@@ -96,6 +96,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         for problem in problems:
             print(f"problem: {problem}")
+        if not store.info.meta_checksums:
+            print("note: this store predates metadata checksums: its per-video metadata (grids, durations) could "
+                  "not be checked; re-extract or re-pack it to have them covered")
         print(f"{len(store)} videos read, {len(problems)} problems" + ("" if problems else ": store is sound"))
     return 1 if problems else 0
 

@@ -1,12 +1,22 @@
-"""How both CLIs end: a user's mistake is one line on stderr and exit code 1, never a traceback;
-a closed output pipe (``... | head``) ends quietly."""
+"""How both CLIs end: a user's mistake is one line on stderr and a non-zero exit, never a
+traceback. ``ExtractError``/``DetectError`` and an output the machine refuses (a read-only
+folder, a full disk, a missing directory) exit 1; Ctrl-C exits 130 (the shell's convention for
+SIGINT) after one line; a closed output pipe (``... | head``) ends quietly. Deprecation notices
+of dependencies are not shown: they are not the user's business and would precede our error.
+"""
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import warnings
 from typing import Callable
 
 from .errors import ExtractError
+
+# errors of the machine, not of our code: a path that cannot be written or read as asked
+_ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
+                errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE, errno.EIO}
 
 
 def one_line(exc: BaseException) -> str:
@@ -15,17 +25,35 @@ def one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     if "Original Traceback" in text:
         text = text.splitlines()[-1].split(": ", 1)[-1]
-    return text
+    return " ".join(text.split()) if "\n" in text else text
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: reason`` of an OS error (both paths of a rename)."""
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc)
+    hint = " (free some space, or write elsewhere)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
 
 
 def run_command(command: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a CLI command: ``ExtractError`` and ``errors`` become ``error: ...`` and exit code 1."""
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=r"(?!extract\b|detect\b)")
     try:
         return command()
     except (ExtractError, *errors) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); completed work is kept", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away: point stdout at /dev/null so the interpreter's final flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 1

@@ -76,3 +76,55 @@ def test_training_runs_the_annotation_checks_first(tmp_path):
     assert "video 'train_003': annotation 0" in proc.stderr and "inverted segment" in proc.stderr
     assert "video 'test_013'" in proc.stderr and "starts before the video" in proc.stderr
     assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def _edit_meta(store, victim, edit):
+    """Rewrite ``victim``'s metadata attribute in its (sealed) segment, as a stray byte would."""
+    import h5py
+
+    from extract.store.layout import dataset_name
+
+    path = open_store(store).segment_of(victim)
+    with h5py.File(path, "r+") as f:
+        dset = f["videos"][dataset_name(victim)]
+        dset.attrs["meta"] = edit(str(dset.attrs["meta"]))
+    return path
+
+
+@pytest.mark.parametrize("edit", [lambda m: m.replace('"window": ', '"window": 1', 1),  # a plausible grid
+                                  lambda m: m[:-1]])                                      # broken JSON
+def test_changed_metadata_is_caught_in_one_line_everywhere(tmp_path, edit):
+    store, ann = make_planted(tmp_path, n_train=12, n_test=4)
+    victim = sorted(v for v in open_store(store).ids if v.startswith("train"))[0]
+    path = _edit_meta(store, victim, edit)
+    with pytest.raises(CorruptVideoError, match=rf"segment {path.name}: video '{victim}': metadata does not match"):
+        open_store(store).meta(victim)
+    proc = subprocess.run([sys.executable, "-m", "extract", "verify", str(store)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"problem: video '{victim}': cannot be read: " in proc.stdout and "metadata does not match" in proc.stdout
+    cfg = tiny_config(store, ann, tmp_path / "run", epochs=2)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"video '{victim}': metadata does not match its checksum" in proc.stderr
+
+
+def test_an_edited_store_json_and_a_damaged_segment_header_are_one_line(tmp_path):
+    import json
+
+    store, _ = make_planted(tmp_path, n_train=4, n_test=2)
+    segment = open_store(store).segments[0].path
+    with open(segment, "r+b") as fh:  # the HDF5 superblock
+        fh.seek(8)
+        fh.write(b"\xff" * 16)
+    proc = subprocess.run([sys.executable, "-m", "extract", "verify", str(store)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert f"problem: {segment} cannot be read as a segment" in proc.stdout
+    info = json.loads((store / "store.json").read_text())
+    info["step_shape"] = [16]
+    (store / "store.json").write_text(json.dumps(info))
+    proc = subprocess.run([sys.executable, "-m", "extract", "inspect", str(store)], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.strip() == (
+        f"error: {store / 'store.json'} does not match its checksum (changed by hand or damaged); the store's "
+        f"parameters cannot be trusted")

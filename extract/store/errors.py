@@ -25,3 +25,7 @@ class BadArrayError(StoreError, ValueError):
 
 class CorruptVideoError(StoreError):
     """A video's data does not match its stored checksum."""
+
+
+class CorruptStoreError(StoreError):
+    """A store's own files (``store.json``, a segment's header) are damaged or were edited."""

@@ -74,6 +74,21 @@ def checksum(array: np.ndarray) -> str:
     return "xxh3_64:" + xxhash.xxh3_64_hexdigest(np.ascontiguousarray(array).data)
 
 
+def meta_checksum(video_id: str, data_checksum: str, meta_json: str) -> str:
+    """Checksum binding a video's metadata to its id and data: XXH3-64 of
+    ``utf-8(video_id) NUL data_checksum NUL utf-8(meta_json)``."""
+    payload = b"\0".join(part.encode("utf-8") for part in (video_id, data_checksum, meta_json))
+    return "xxh3_64:" + xxhash.xxh3_64_hexdigest(payload)
+
+
+def info_checksum(fields: dict) -> str:
+    """Checksum of ``store.json``'s fields (``checksum`` itself left out), as canonical JSON."""
+    import json
+
+    body = json.dumps({k: v for k, v in fields.items() if k != "checksum"}, sort_keys=True, separators=(",", ":"))
+    return "xxh3_64:" + xxhash.xxh3_64_hexdigest(body.encode("utf-8"))
+
+
 def has_nonfinite(array: np.ndarray) -> bool:
     """True if a floating-point array holds NaN or +-Inf.
 

@@ -53,6 +53,8 @@ class StoreInfo:
     store_id: str = ""
     created_by: str = ""
     created_at: str = ""
+    meta_checksums: bool = False          # every video's metadata has a checksum (stores made since 2026-12)
+    checksum: str = ""                    # of every other field (layout.info_checksum); "" in older stores
 
     def __post_init__(self) -> None:
         np.dtype(self.dtype)  # raises TypeError on a bad dtype name
@@ -63,8 +65,12 @@ class StoreInfo:
 
     def stamped(self) -> "StoreInfo":
         """A copy with a fresh store id, the creating tool and the creation time filled in."""
+        from .layout import info_checksum
+
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        return replace(self, store_id=uuid.uuid4().hex, created_by=tool_version(), created_at=now)
+        stamped = replace(self, store_id=uuid.uuid4().hex, created_by=tool_version(), created_at=now,
+                          meta_checksums=True, checksum="")
+        return replace(stamped, checksum=info_checksum(asdict(stamped)))
 
     def identity_differences(self, other: "StoreInfo") -> list[str]:
         """Human-readable list of identity fields in which ``other`` differs from this store."""

@@ -18,10 +18,10 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from .errors import CorruptVideoError, StoreError, UnknownVideoError
+from .errors import CorruptStoreError, CorruptVideoError, StoreError, UnknownVideoError
 from .grid import SnippetGrid
 from .layout import (FAILURES, SEGMENT_FORMAT, SHARDS, STAGING, STORE_JSON, VIDEOS_GROUP, checksum, dataset_name,
-                     parse_segment_name, video_id_of)
+                     info_checksum, meta_checksum, parse_segment_name, video_id_of)
 from .meta import FORMAT_NAME, FORMAT_VERSION, StoreInfo, VideoMeta
 
 _MAX_OPEN_FILES = 64
@@ -47,6 +47,9 @@ def load_store_info(path: str | os.PathLike) -> StoreInfo:
         newer = isinstance(version, int) and version > FORMAT_VERSION
         raise StoreError(f"{path} has store format version {version}; this mamba-tad reads version "
                          f"{FORMAT_VERSION}" + (" (upgrade mamba-tad)" if newer else ""))
+    if d.get("checksum") and d["checksum"] != info_checksum(d):
+        raise CorruptStoreError(f"{target} does not match its checksum (changed by hand or damaged); the store's "
+                                f"parameters cannot be trusted")
     try:
         return StoreInfo.from_dict(d)
     except (TypeError, ValueError) as exc:
@@ -74,9 +77,11 @@ def _index_segment(file: Path, info: StoreInfo) -> Segment:
                 raise StoreError(f"{file} belongs to another store (store id {attrs.get('store_id')!r}, "
                                  f"this store is {info.store_id!r})")
             names = tuple(video_id_of(name) for name in f[VIDEOS_GROUP])
-    except OSError as exc:
-        raise StoreError(f"{file} cannot be read as HDF5 (truncated or corrupted?): {exc}") from None
-    return Segment(file, int(attrs["shard"]), names, file.stat().st_size)
+            shard = int(attrs["shard"])
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # h5py's errors on a damaged header
+        raise CorruptStoreError(f"{file} cannot be read as a segment (truncated or corrupted?): "
+                                f"{type(exc).__name__}: {exc}") from None
+    return Segment(file, shard, names, file.stat().st_size)
 
 
 class FeatureStore:
@@ -200,8 +205,24 @@ class FeatureStore:
     __getitem__ = read
 
     def meta(self, video_id: str) -> VideoMeta:
-        """Per-video metadata: source, fps, frame count, duration, grid, decoder."""
-        return VideoMeta.from_json(self._dataset(video_id).attrs["meta"])
+        """Per-video metadata: source, fps, frame count, duration, grid, decoder; checked against
+        its checksum, which binds it to the video's id and data (:class:`CorruptVideoError`)."""
+        where = f"store {self.path}, segment {self.segment_of(video_id).name}: video {video_id!r}"
+        try:
+            attrs = self._dataset(video_id).attrs
+            text, data_sum, stored = str(attrs["meta"]), str(attrs["checksum"]), attrs.get("meta_checksum")
+        except (KeyError, OSError, RuntimeError) as exc:
+            raise CorruptVideoError(f"{where}: unreadable attributes ({exc})") from None
+        if stored is None and self.info.meta_checksums:
+            raise CorruptVideoError(f"{where}: its metadata checksum is missing")
+        if stored is not None and str(stored) != meta_checksum(video_id, data_sum, text):
+            raise CorruptVideoError(f"{where}: metadata does not match its checksum (grid, duration or extra "
+                                    f"changed or damaged); `python -m extract verify {self.path}` lists every "
+                                    f"damaged video")
+        try:
+            return VideoMeta.from_json(text)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptVideoError(f"{where}: unreadable metadata ({type(exc).__name__}: {exc})") from None
 
     def grid(self, video_id: str) -> SnippetGrid:
         return self.meta(video_id).grid

@@ -64,11 +64,11 @@ def verify(store: FeatureStore, progress: Callable[[Iterable[str]], Iterable[str
     for vid in progress(store.ids):
         try:
             array = store.read(vid, verify=False)  # compared below, to report, not raise
-            meta = store.meta(vid)
+            expected = store.checksum(vid)
+            meta = store.meta(vid)  # checks the metadata's own checksum
         except Exception as exc:  # noqa: BLE001 - any read failure is a finding, not a crash
             problems.append(f"video {vid!r}: cannot be read: {exc}")
             continue
-        expected = store.checksum(vid)
         got = checksum(array)
         if got != expected:
             problems.append(f"video {vid!r}: checksum mismatch (stored {expected}, data {got}) in "

@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .layout import SEGMENT_FORMAT, SHARDS, STAGING, VIDEOS_GROUP, checksum, dataset_name
+from .layout import SEGMENT_FORMAT, SHARDS, STAGING, VIDEOS_GROUP, checksum, dataset_name, meta_checksum
 from .meta import FORMAT_VERSION
 
 # Rows per chunk of compressed datasets: big enough for the compressor, small enough that
@@ -64,6 +64,7 @@ def _set_video_attrs(dset: h5py.Dataset, video_id: str, digest: str, meta_json: 
     dset.attrs["video_id"] = video_id
     dset.attrs["checksum"] = digest
     dset.attrs["meta"] = meta_json
+    dset.attrs["meta_checksum"] = meta_checksum(video_id, digest, meta_json)
 
 
 def _fsync_path(path: Path) -> None:
