@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from extract.cli_errors import OneLineParser
+
 from .errors import ConfigError, DetectError
 
 EXAMPLES = {
@@ -236,8 +238,8 @@ def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m detect", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m detect", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = _command(sub, "demo", "the whole pipeline on built-in sample videos: extract, train, evaluate, plot")
     p.add_argument("--out", default="runs/demo", help="folder for everything it writes (default runs/demo)")

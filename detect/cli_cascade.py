@@ -37,17 +37,23 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     from extract.annotations import load_annotations
 
     from .data.streams import StreamSet
-    from .engine import inference_run, load_trained
+    from .engine import inference_run
     from .tasks.segments.cascade import detected_events, ground_truth_events, run_cascade, save_detections
     from .engine.run import default_device, predict_videos
 
     device = default_device()
     if args.oracle_stage1 == bool(args.stage1):
         raise ConfigError("give either --stage1 CKPT or --oracle-stage1 (with --annotations)")
-    stage2 = [load_trained(path)[:2] for path in args.stage2]
+    if not args.window > 0 or not 0 < args.threshold < 1:
+        raise ConfigError(f"need --window > 0 seconds and --threshold in (0, 1), got {args.window} and {args.threshold}")
+    stage2 = [_detector(path, "stage 2") for path in args.stage2]
     streams = _streams(args.stream)
     if args.stage1:
-        cfg1, model1, _ = load_trained(args.stage1)
+        cfg1, model1 = _detector(args.stage1, "stage 1")
+        if len(cfg1.data.trained_classes or []) != 1 and not cfg1.task.class_agnostic:
+            raise ConfigError(f"stage 1 ({args.stage1}) detects {len(cfg1.data.trained_classes or [])} classes "
+                              f"{(cfg1.data.trained_classes or [])[:5]}; the cascade needs a one-class event "
+                              f"detector (train it with data.classes: [{args.event}])")
         run1 = inference_run(cfg1, annotations=args.annotations, split=args.split)
         ids = run1.video_ids(args.split)
         events = detected_events(predict_videos(model1.to(device), run1, ids, device), args.threshold)
@@ -78,12 +84,25 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detector(path: str, role: str):
+    """``(cfg, model)`` of a segment-detector checkpoint; another task's is a one-line error."""
+    from .engine import load_trained
+
+    cfg, model, _ = load_trained(path)
+    if cfg.task.name != "segments":
+        raise ConfigError(f"{role} ({path}) is a {cfg.task.name!r} model ({cfg.model.name}); the cascade runs "
+                          f"segment detectors")
+    return cfg, model
+
+
 def cmd_windows(args: argparse.Namespace) -> int:
     from .tasks.segments.cascade import write_windows
 
     streams = _streams(args.stream)
     if not streams:
         raise ConfigError("give the full-video stores as --stream NAME=STORE[,STORE...]")
+    if not args.window > 0:
+        raise ConfigError(f"--window must be a positive number of seconds, got {args.window}")
     subsets = args.subsets.split(",") if args.subsets else None
     summary = write_windows(streams, args.annotations, args.event, args.window, args.out, subsets)
     print(json.dumps(summary, indent=2) if args.json else

@@ -45,6 +45,7 @@ class DataConfig:
     card_classes: list[str] | None = None   # labels the annotations may use; None: the card's (if it lists them)
     max_seq_len: int = 2304
     classes: list[str] | None = None        # keep only these classes (training and evaluation), e.g. [AllTime]
+    trained_classes: list[str] | None = None  # set when a checkpoint is loaded: its classes, matched by name
     num_workers: int = 4
     skip_corrupt: bool = False              # training replaces a video failing its checksum by the next, loudly
 

@@ -11,6 +11,7 @@ import sys
 
 from . import cli_extract, clip_frames, frames, hub, pack
 from .annotations import cli as annotations_cli
+from .cli_errors import OneLineParser
 
 
 def _open(path: str, strict: bool = True):
@@ -148,8 +149,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m extract", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m extract", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_commands = [
         ("inspect", cmd_inspect, True, "summarise a store: videos, shapes, grid, size, shards, failures",

@@ -6,6 +6,7 @@ of dependencies are not shown: they are not the user's business and would preced
 """
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -17,6 +18,14 @@ from .errors import ExtractError
 # errors of the machine, not of our code: a path that cannot be written or read as asked
 _ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
                 errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE, errno.EIO}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage mistake as one line (``error: PROG: MESSAGE``) instead of the usage
+    block; exit code 2 as argparse's. Subcommand parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
 def one_line(exc: BaseException) -> str:

@@ -132,6 +132,7 @@ def load_trained(checkpoint: str, overrides: list[str] = ()) -> tuple[RunConfig,
     strictly loaded, and the checkpoint's other fields."""
     state = load_checkpoint(resolve_checkpoint(checkpoint))
     cfg = load_config(None, overrides, base=state["config"])
+    cfg.data.trained_classes = state.get("classes")  # outputs are these classes, whatever annotations come
     model = build_model(cfg)
     try:
         model.load_state_dict(state.get("ema", state["model"]))

@@ -51,4 +51,8 @@ def score_file(annotations: str | Path, predictions: str | Path, split: str, *, 
         subsets = sorted({v.subset for v in gt.database.values()})
         raise DataError(f"{annotations} has no videos in subset {split!r} (its subsets: {', '.join(subsets)})")
     found, classes = task_cls.read_predictions(path)
+    unknown = [c for c in classes or () if c not in gt.classes]
+    if unknown:
+        raise DataError(f"{path} scores {len(unknown)} classes that {annotations} does not have, e.g. {unknown[:5]}; "
+                        f"classes are matched by name")
     return name, task_cls.score(config, found, classes, gt, ids, split)

@@ -28,7 +28,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import close_distributed, configure_cpu_threads, init_distributed
 from .ema import ModelEma
 from .optim import param_groups, warmup_cosine
-from .run import build_model, evaluate_split, length_multiple, prepare, use_amp
+from .run import build_model, default_device, evaluate_split, length_multiple, prepare, use_amp
 
 
 class _Log:
@@ -98,7 +98,8 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
     out = Path(cfg.output)
     check_output(out, resume)  # every rank, before any of them can write (the process group is a barrier)
     rank, world, local_rank = init_distributed()
-    dev = torch.device(device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"))
+    dev = default_device(device) if device else torch.device(f"cuda:{local_rank}" if torch.cuda.is_available()
+                                                             else "cpu")
     out.mkdir(parents=True, exist_ok=True)
     lock = WriterLock(out / ".lock", f"run folder {out}", "wait for it or train into another output=") \
         if rank == 0 else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -51,6 +52,23 @@ def keep_classes(annotations: AnnotationSet, keep: list[str], source: str) -> An
     return AnnotationSet(database, list(keep))
 
 
+def match_trained_classes(annotations: AnnotationSet, trained: list[str], source: str) -> AnnotationSet:
+    """``annotations`` with the classes of a trained checkpoint, in the checkpoint's order: the
+    model's output ``k`` is class ``trained[k]`` whatever order ``source`` lists them in (a
+    warning says so); a different set of classes is a :class:`ConfigError` naming the difference."""
+    missing = [c for c in trained if c not in annotations.classes]
+    extra = [c for c in annotations.classes if c not in trained]
+    if missing or extra:
+        parts = ([f"{len(missing)} of the checkpoint's classes are not in it: {missing[:5]}"] if missing else []) + \
+                ([f"{len(extra)} of its classes are not the checkpoint's: {extra[:5]}"] if extra else [])
+        raise ConfigError(f"{source} does not have the classes the checkpoint was trained on: {'; '.join(parts)}")
+    if list(annotations.classes) != list(trained):
+        warnings.warn(f"{source} lists the checkpoint's {len(trained)} classes in another order; they are matched "
+                      f"by name", stacklevel=2)
+        return keep_classes(annotations, list(trained), source)
+    return annotations
+
+
 class Task:
     """A task, registered in :data:`detect.tasks.TASKS` (which sets ``name``). Its settings are
     the dataclass ``config``: a run's ``task:`` section (:attr:`settings`), which
@@ -70,6 +88,8 @@ class Task:
     def __init__(self, cfg, annotations: AnnotationSet, streams: StreamSet) -> None:
         if cfg.data.classes:
             annotations = keep_classes(annotations, cfg.data.classes, cfg.data.annotations)
+        if cfg.data.trained_classes:
+            annotations = match_trained_classes(annotations, cfg.data.trained_classes, cfg.data.annotations)
         self.cfg, self.annotations, self.streams = cfg, annotations, streams
         self.settings = cfg.task
         self.classes = list(annotations.classes)

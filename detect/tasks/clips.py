@@ -71,9 +71,15 @@ def read_clip_predictions(path: str | Path) -> tuple[dict[str, np.ndarray], list
     """What :meth:`ClipsTask.write_predictions` wrote: per-clip probabilities and the classes."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {vid: np.asarray(r["scores"]) for vid, r in data["results"].items()}, data["classes"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        classes = [str(c) for c in data["classes"]]
+        predictions = {vid: np.asarray(r["scores"], dtype=np.float64) for vid, r in data["results"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"{path} is not a clips predictions file ({type(exc).__name__}: {exc})") from None
+    for vid, p in predictions.items():
+        if p.shape != (len(classes),) or not np.isfinite(p).all():
+            raise DataError(f"{path}: clip {vid!r} has scores of shape {p.shape} (or NaN); expected {len(classes)} "
+                            f"finite scores, one per class")
+    return predictions, classes
 
 
 @register_task("clips")

@@ -133,9 +133,19 @@ def read_frame_predictions(path: str | Path) -> tuple[dict[str, dict[str, np.nda
                 if key != "classes":
                     vid, _, field = key.rpartition("/")
                     predictions.setdefault(vid, {})[field] = data[key]
-            return predictions, data["classes"].tolist()
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path} is not a dense predictions file ({exc})") from None
+            classes = data["classes"].tolist()
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise DataError(f"{path} is not a dense predictions file ({type(exc).__name__}: {exc})") from None
+    for vid, p in predictions.items():
+        scores, times = p.get("scores"), p.get("times")
+        if scores is None or times is None:
+            raise DataError(f"{path}: video {vid!r} lacks its {'scores' if scores is None else 'times'} array")
+        if scores.ndim != 2 or scores.shape[1] != len(classes) or times.shape != (len(scores),):
+            raise DataError(f"{path}: video {vid!r} has scores {scores.shape} and times {times.shape}; expected "
+                            f"(T, {len(classes)}) and (T,)")
+        if not (np.isfinite(scores).all() and np.isfinite(times).all()):
+            raise DataError(f"{path}: video {vid!r} has NaN or infinite scores or times")
+    return predictions, classes
 
 
 @register_task("dense")

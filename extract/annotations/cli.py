@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -82,6 +83,8 @@ def run_convert(args: argparse.Namespace) -> int:
             print(f"id mapping in {mapping} (keep it private)")
     except AnnotationError as exc:
         raise SystemExit(f"error: {exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:  # a binary or malformed file where text is expected
+        raise SystemExit(f"error: {args.input} is not a {args.fmt} text file ({type(exc).__name__}: {exc})") from None
     result.save(args.out)
     n_seg = sum(len(v.annotations) for v in result.database.values())
     subsets = sorted({v.subset for v in result.database.values()})
@@ -95,8 +98,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         result = load_annotations(args.file)
     except AnnotationError as exc:
-        print(f"error: {exc}")
-        return 1
+        raise SystemExit(f"error: {exc}") from None
     store_ids = None
     if args.store:
         from ..store import StoreError, open_store

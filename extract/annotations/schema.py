@@ -165,7 +165,7 @@ def load_annotations(path: str | Path) -> AnnotationSet:
         data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys)
     except OSError as exc:
         raise AnnotationError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path} is not valid JSON: {exc}") from None
     except AnnotationError as exc:
         raise AnnotationError(f"{path}: {exc}") from None

@@ -28,6 +28,7 @@ class InternVideo2Spec(GridSpec):
         frames = self.window if self.snippet_frames is None else self.snippet_frames
         if not 1 <= frames <= self.window:
             raise ValueError(f"--snippet-frames must be in 1..--window ({self.window}), got {frames}")
+        _read_config(self.model_config)  # a bad file is refused before any video is looked at
 
 
 def _read_config(path: Path | None) -> dict:

@@ -93,8 +93,8 @@ def run_cascade(stage2: list[tuple[Any, torch.nn.Module]], streams: StreamSet, a
                                    no_targets, offset=w.first_step))
             windows.append(w)
     results: dict[str, list[dict[str, Any]]] = {vid: [] for vid in events}
-    for cfg, model in stage2:  # class names: each stage-2 model's own training annotations
-        classes = load_annotations(cfg.data.annotations).classes
+    for cfg, model in stage2:  # class names: each stage-2 checkpoint's own
+        classes = cfg.data.trained_classes or load_annotations(cfg.data.annotations).classes
         task = get_task(cfg.task.name)(cfg, AnnotationSet(annotations.database, classes), streams)
         loader = task.loader(items, batch_size, training=False, multiple=length_multiple(model))
         for key, dets in task.predict(model.to(device), loader, device, amp=use_amp(cfg, device)).items():
@@ -110,10 +110,17 @@ def write_windows(stream_paths: dict[str, list[str]], annotations_path: str | Pa
     classes' actions wholly inside the window, in window seconds. Returns a summary."""
     out = Path(out)
     annotations = load_annotations(annotations_path)
+    if event_label not in annotations.classes:
+        raise DataError(f"--event {event_label!r} is not a class of {annotations_path} "
+                        f"({', '.join(annotations.classes[:10])})")
     streams = StreamSet.open(stream_paths)
     reference = next(iter(streams.stores.values()))[0]
     vids = [v for v in reference.ids if v in annotations.database
             and (subsets is None or annotations.database[v].subset in subsets)]
+    if not any(ground_truth_events(annotations, vids, event_label).values()):
+        raise DataError(f"no {event_label!r} event in the {len(vids)} videos of {reference.path} "
+                        f"{'in subsets ' + ', '.join(subsets) + ' ' if subsets else ''}that {annotations_path} "
+                        f"annotates: no window to cut")
     classes = [c for c in annotations.classes if c != event_label]
     database: dict[str, VideoAnnotations] = {}
     writers = {}

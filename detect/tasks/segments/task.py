@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,7 @@ class SegmentsTask(Task):
 
     @classmethod
     def read_predictions(cls, path: Path) -> tuple[dict[str, Any], None]:
-        return _results(path), None
+        return _checked_results(path), None
 
     @classmethod
     def score(cls, settings, predictions, classes, annotations, video_ids, split) -> dict[str, Any]:
@@ -259,3 +260,35 @@ def _results(path: Path) -> dict[str, Any]:
     if not isinstance(results, dict):
         raise DataError(f"{path}: expected {{\"results\": {{video: [detections]}}}}, got a {type(results).__name__}")
     return results
+
+
+def _checked_results(path: Path) -> dict[str, Any]:
+    """The ``results`` of a detections file, each detection checked: a ``label`` string, a
+    finite ``score`` and a ``segment`` of two finite times with start <= end."""
+    results = _results(path)
+    for vid, detections in results.items():
+        if not isinstance(detections, list):
+            raise DataError(f"{path}: video {vid!r}: expected a list of detections, got a {type(detections).__name__}")
+        for i, det in enumerate(detections):
+            problem = _detection_problem(det)
+            if problem:
+                raise DataError(f"{path}: video {vid!r}, detection {i}: {problem}")
+    return results
+
+
+def _detection_problem(det: Any) -> str | None:
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(det, dict):
+        return f"expected an object with label, score and segment, got {det!r}"
+    if not isinstance(det.get("label"), str):
+        return f"'label' must be a class name, got {det.get('label')!r}"
+    if not number(det.get("score")):
+        return f"'score' must be a finite number, got {det.get('score')!r}"
+    seg = det.get("segment")
+    if not (isinstance(seg, list) and len(seg) == 2 and all(number(t) for t in seg)):
+        return f"'segment' must be [start, end] in seconds, got {seg!r}"
+    if seg[0] > seg[1]:
+        return f"'segment' ends before it starts: {seg!r}"
+    return None
