@@ -39,7 +39,7 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     from .data.streams import StreamSet
     from .engine import inference_run
     from .tasks.segments.cascade import detected_events, ground_truth_events, run_cascade, save_detections
-    from .engine.run import default_device, predict_videos
+    from .engine.run import check_stream_shapes, default_device, predict_videos
 
     device = default_device()
     if args.oracle_stage1 == bool(args.stage1):
@@ -73,6 +73,9 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     needed = {name for cfg, _ in stage2 for name in cfg.data.streams}
     opened = StreamSet.open({name: paths for name, paths in streams.items() if name in needed})
     opened.require(ids)
+    for cfg, _ in stage2:
+        if ids:
+            check_stream_shapes(cfg, opened, ids[0])
     results = run_cascade(stage2, opened, annotations, events, args.window, device)
     save_detections(args.out, results)
     summary = {"videos": len(ids), "events": sum(len(e) for e in events.values()),

@@ -38,6 +38,8 @@ def world(tmp_path_factory):
     (root / "garbage.pt").write_bytes(b"not a checkpoint at all")
     (root / "charades.csv").write_text("id,length,actions\nABC12,abc,c001 1.0 2.0\n")
     _bad_prediction_files(root)
+    (root / "d8").mkdir()
+    make_planted(root / "d8", n_train=2, n_test=2, dim=8)  # features of another width
     dense = task_config(store, ann, root / "dense_run", "frame-conv", dim=16)
     dense["optim"]["epochs"] = 2
     train(load_config(None, base=dense), progress=False)
@@ -152,6 +154,8 @@ def _cases(root, store, ann):
          "--merge-gap must be at least 0 steps, got -3"),
         ("detect", ["infer", "--checkpoint", ckpt, "--out", str(root / "o.json"), "--store", str(root / "nothere")],
          "nothere"),
+        ("detect", ["infer", "--checkpoint", ckpt, "--out", str(root / "o.json"), "--store", str(root / "d8" / "store"),
+                    "--split", "all"], "model.backbone.input_dim is 16, but stream 'features'"),
         ("detect", ["plot", dets, "--annotations", str(ann), "--video", "nosuch", "--out", str(root / "f.png")],
          "nosuch"),
         ("detect", ["upgrade", str(root / "garbage.pt"), str(root / "new.pt")], "garbage.pt"),

@@ -213,3 +213,57 @@ def test_every_extractor_writes_a_sound_store_from_a_video(name, stand_ins, tmp_
     videos = summarize(store)["videos"]
     assert verify(store) == [] and (videos["ok"], videos["failed"]) == (1, 0)
     assert store.info.grid == spec.grid()
+
+
+class _ShapeOnlyStore:
+    """What the stream-shape check looks at: a path, a grid and a shape per video."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], window: int, stride: int) -> None:
+        from extract.store import SnippetGrid
+
+        self.path, self._shape = Path(path), shape
+        self._grid = SnippetGrid(window=window, stride=stride, fps=30.0, num_snippets=shape[0])
+
+    def __contains__(self, vid) -> bool:
+        return True
+
+    def shape(self, vid):
+        return self._shape
+
+    def grid(self, vid):
+        return self._grid
+
+
+def _stores_for(shapes: dict[str, tuple[int, ...]]) -> dict[str, list]:
+    """Stores that give each stream ``shapes[stream]`` per step: (T, C) features on a snippet
+    grid; a multi-axis stream beside features as a per-frame store cut into their windows; one
+    on its own (clip frames) as is."""
+    with_features = any(len(s) == 1 for s in shapes.values())
+    window = next((s[0] for s in shapes.values() if len(s) > 1), 16)
+    out = {}
+    for stream, shape in shapes.items():
+        if len(shape) == 1:
+            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (50, *shape), window, 4)]
+        elif with_features:
+            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (300, *shape[1:]), 1, 1)]
+        else:
+            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (8, *shape), 16, 16)]
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_stream_shape_is_checked_before_the_model_runs(name):
+    from types import SimpleNamespace
+
+    from detect.config import ConfigError
+    from detect.data.streams import StreamSet
+    from detect.engine.run import check_stream_shapes
+
+    cfg = SimpleNamespace(model=tiny(name).cfg)
+    shapes = {stream: shape for stream, (_, shape) in model_entry(name).input_shapes(cfg.model).items()}
+    check_stream_shapes(cfg, StreamSet(_stores_for(shapes)), "v")  # the right shapes pass
+    for stream, shape in shapes.items():
+        for wrong in ((*shape[:-1], shape[-1] + 1), (*shape, 2)):  # another size; another rank
+            stores = _stores_for({**shapes, stream: wrong})
+            with pytest.raises(ConfigError, match=rf"stream '{stream}' \(/stores/{stream}\)"):
+                check_stream_shapes(cfg, StreamSet(stores), "v")

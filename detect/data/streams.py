@@ -71,13 +71,22 @@ class StreamSet:
             raise DataError(f"{len(missing)} videos have no features in {paths}, e.g. {missing[:3]}; "
                             f"run `python -m extract annotations check` with --store")
 
-    def channels(self, vid: str) -> dict[str, int]:
-        """Channels of each (T, C) features stream for video ``vid`` (concatenated stores add up)."""
+    def step_shapes(self, vid: str) -> dict[str, tuple[int, ...]]:
+        """The shape of one step of each stream of video ``vid`` as :meth:`read` gives it, from the
+        stores' shapes and grids (no data read): ``(C,)`` for (T, C) features (concatenated
+        stores add up), ``(window, ...)`` for a per-frame store cut into the features' windows,
+        else the store's own step shape."""
+        grids = {store.path: store.grid(vid) for group in self.stores.values() for store in group}
+        reference = next((g for g in grids.values() if not _per_frame(g)), None)
         out = {}
         for name, group in self.stores.items():
             shapes = [s.shape(vid) for s in group]
-            if all(len(shape) == 2 for shape in shapes):
-                out[name] = sum(shape[1] for shape in shapes)
+            if reference is not None and len(group) == 1 and _per_frame(grids[group[0].path]):
+                out[name] = (int(reference.window), *shapes[0][1:])
+            elif all(len(shape) == 2 for shape in shapes):
+                out[name] = (sum(shape[1] for shape in shapes),)
+            else:
+                out[name] = tuple(shapes[0][1:])
         return out
 
     def read(self, vid: str) -> tuple[dict[str, torch.Tensor], SnippetGrid]:

@@ -60,22 +60,27 @@ def prepare(cfg: RunConfig) -> Run:
     task = get_task(cfg.task.name)(cfg, annotations, streams)
     splits = resolve_splits(cfg.data, annotations)
     check_annotations(cfg, annotations, set().union(*splits.values()), task.card_task)
-    check_channels(cfg, streams, splits["train"][0])
+    check_stream_shapes(cfg, streams, next(ids[0] for ids in splits.values() if ids))
     return Run(cfg, task, splits)
 
 
-def check_channels(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
-    """The model's input widths against the stores' (video ``vid``): a config error, not a conv error."""
+def check_stream_shapes(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
+    """What the model reads against what the stores hold (video ``vid``): one step's rank, size
+    and channels of every stream the model declares, before any model runs; a config error
+    naming the stream, its stores, the expected and the found shape."""
     expected = model_entry(cfg.model.name).input_shapes
     if expected is None:
         return
     streams.require([vid])
-    found = streams.channels(vid)
+    found = streams.step_shapes(vid)
     for stream, (key, shape) in expected(cfg.model).items():
-        channels = shape[0]
-        if len(shape) == 1 and stream in found and found[stream] != channels:
-            stores = ", ".join(str(s.path) for s in streams.stores[stream])
-            raise ConfigError(f"{key} is {channels}, but stream {stream!r} ({stores}) has {found[stream]} channels")
+        if stream not in found or tuple(found[stream]) == tuple(shape):
+            continue
+        stores = ", ".join(str(s.path) for s in streams.stores[stream])
+        if len(shape) == 1 and len(found[stream]) == 1:
+            raise ConfigError(f"{key} is {shape[0]}, but stream {stream!r} ({stores}) has {found[stream][0]} channels")
+        raise ConfigError(f"stream {stream!r} ({stores}): one step is {tuple(found[stream])}, but {cfg.model.name} "
+                          f"reads {tuple(shape)} ({key}; a per-frame store is cut into the features' windows)")
 
 
 def use_amp(cfg: RunConfig, device: torch.device) -> bool:
@@ -159,7 +164,9 @@ def inference_run(cfg: RunConfig, stores: list[str] | None = None, annotations: 
         database = {vid: known.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None)
                     for vid in ids}
         task = get_task(cfg.task.name)(cfg, AnnotationSet(database, known.classes), streams)
+        if ids:
+            check_stream_shapes(cfg, streams, ids[0])
         return Run(cfg, task, {"all": ids})
     run = Run(cfg, get_task(cfg.task.name)(cfg, known, streams), resolve_splits(cfg.data, known))
-    run.video_ids(split)  # a split without videos is an error here, before any model runs
+    check_stream_shapes(cfg, streams, run.video_ids(split)[0])  # no videos, or the wrong shapes: before any model runs
     return run
