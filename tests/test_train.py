@@ -11,6 +11,7 @@ from planted import make_planted, tiny_config
 from detect.config import ConfigError, load_config
 from detect.data.splits import holdout_fraction, resolve_splits
 from detect.engine import param_groups, train, warmup_cosine
+from detect.engine.trainer import RunExistsError
 from detect.models import create_model
 from extract.annotations import load_annotations
 
@@ -279,10 +280,51 @@ def test_a_folder_holding_a_run_is_refused_unless_resuming(planted, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == (f"error: {tmp_path / 'run'} holds a run (last.pt, log.jsonl): pass "
+    assert proc.stderr.strip() == (f"error: {tmp_path / 'run'} holds a run (last.pt): pass "
                                    f"--resume to continue it, or output=<new folder> to start another")
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir()} == before  # nothing touched
     assert train(cfg, progress=False, resume=True)["epochs"] == 2
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_stopped_before_its_first_checkpoint_restarts_with_the_same_command(planted, tmp_path, resume):
+    from detect.engine.trainer import config_text
+
+    store, ann = planted
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=2))
+    run = tmp_path / "run"
+    (run / "tb").mkdir(parents=True)  # what a run killed in its first epoch leaves
+    (run / "config.yaml").write_text(config_text(cfg))
+    (run / "log.jsonl").write_text('{"step": 5, "epoch": 0, "loss": 3.0}\n')
+    summary = train(cfg, progress=False, resume=resume)
+    assert summary["epochs"] == 2 and (run / "last.pt").exists()
+    assert '"loss": 3.0' not in (run / "log.jsonl").read_text()  # the aborted start's log is gone, not mixed in
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.yaml").write_text(config_text(cfg).replace("lr: 0.003", "lr: 0.01"))
+    (other / "log.jsonl").write_text("{}\n")
+    cfg.output = str(other)
+    with pytest.raises(RunExistsError, match="holds the start of another run"):
+        train(cfg, progress=False, resume=resume)
+    assert (other / "log.jsonl").read_text() == "{}\n"  # another run's files are never touched
+
+
+def test_ctrl_c_is_one_line_and_resume_continues(planted, tmp_path):
+    import signal
+    import time
+
+    store, ann = planted
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=12)))
+    command = [sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "log.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip() == "error: interrupted (Ctrl-C); completed work is kept", err
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)  # restarts or resumes
+    assert done.returncode == 0, done.stderr
 
 
 def test_two_trainings_cannot_write_one_folder(planted, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -68,21 +69,38 @@ def _scores(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "predictions"}
 
 
-RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "summary.json")
+RUN_FILES = ("last.pt", "best.pt", "summary.json")       # a run that got somewhere: never overwritten
+STARTED_FILES = ("log.jsonl", "config.yaml", "tb")      # what a run writes before its first checkpoint
 
 
 class RunExistsError(DetectError):
     """The output folder holds another run; the message says how to continue or start anew."""
 
 
-def check_output(out: Path, resume: bool) -> None:
-    """Refuse to train into a folder that holds a run unless resuming it (nothing is clobbered)."""
+def config_text(cfg: RunConfig) -> str:
+    """``config.yaml`` of a run, as written into its folder."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def check_output(out: Path, resume: bool, cfg: RunConfig) -> list[Path]:
+    """Refuse to train into a folder that holds a run unless resuming it (nothing is clobbered).
+    A run stopped before its first checkpoint (killed, Ctrl-C) holds nothing to resume: the
+    same config restarts it, with or without ``--resume``; the files it left are returned, to be
+    cleared. Such a start of another config is refused."""
     found = [name for name in RUN_FILES if (out / name).exists()]
     if found and not resume:
         raise RunExistsError(f"{out} holds a run ({', '.join(found)}): pass --resume to continue it, or "
                              f"output=<new folder> to start another")
     if resume and found and not (out / "last.pt").exists():
         raise RunExistsError(f"{out} holds a finished or broken run without last.pt: nothing to resume")
+    if found:
+        return []
+    started = [out / name for name in STARTED_FILES if (out / name).exists()]
+    saved = out / "config.yaml"
+    if saved.exists() and saved.read_text(encoding="utf-8") != config_text(cfg):
+        raise RunExistsError(f"{out} holds the start of another run (stopped before its first checkpoint, with "
+                             f"another config.yaml): train into output=<new folder>, or delete {out}")
+    return started
 
 
 def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progress: bool = True,
@@ -96,7 +114,7 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
     from extract.store.lock import WriterLock
 
     out = Path(cfg.output)
-    check_output(out, resume)  # every rank, before any of them can write (the process group is a barrier)
+    check_output(out, resume, cfg)  # every rank, before any of them can write (the process group is a barrier)
     rank, world, local_rank = init_distributed()
     dev = default_device(device) if device else torch.device(f"cuda:{local_rank}" if torch.cuda.is_available()
                                                              else "cpu")
@@ -104,8 +122,12 @@ def train(cfg: RunConfig, resume: bool = False, device: str | None = None, progr
     lock = WriterLock(out / ".lock", f"run folder {out}", "wait for it or train into another output=") \
         if rank == 0 else None
     try:
-        if lock is not None:
-            check_output(out, resume)  # again under the lock: another run may have finished meanwhile
+        if lock is not None:  # again under the lock: another run may have finished meanwhile
+            for path in check_output(out, resume, cfg):  # a start without a checkpoint: begin again
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         return _train(cfg, resume, dev, rank, world, progress, stop_after_epoch)
     finally:
         if lock is not None:
@@ -161,7 +183,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     if threads:
         log.write({"epoch": start_epoch, "note": threads}, start_epoch * steps_per_epoch)
     if rank == 0:
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        (out / "config.yaml").write_text(config_text(cfg))
     amp = use_amp(cfg, dev)
     multiple = length_multiple(model)
     step = start_epoch * steps_per_epoch
