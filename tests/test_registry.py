@@ -44,6 +44,7 @@ def random_video(name: str, model, length: int, g: torch.Generator, dtype=torch.
     features stream, ``(T, *shape)`` for the others (uint8 pixels for ``frames``)."""
     video = {}
     for stream, (_, shape) in model_entry(name).input_shapes(model.cfg).items():
+        shape = tuple(20 if s is None else s for s in shape)  # a size the model adapts to: not its own
         if stream == "frames":  # as `extract clip-frames` stores them
             video[stream] = torch.randint(0, 256, (length, *shape), generator=g, dtype=torch.uint8)
         elif len(shape) == 1:
@@ -260,10 +261,11 @@ def test_every_stream_shape_is_checked_before_the_model_runs(name):
     from detect.engine.run import check_stream_shapes
 
     cfg = SimpleNamespace(model=tiny(name).cfg)
-    shapes = {stream: shape for stream, (_, shape) in model_entry(name).input_shapes(cfg.model).items()}
+    declared = {stream: shape for stream, (_, shape) in model_entry(name).input_shapes(cfg.model).items()}
+    shapes = {stream: tuple(20 if s is None else s for s in shape) for stream, shape in declared.items()}
     check_stream_shapes(cfg, StreamSet(_stores_for(shapes)), "v")  # the right shapes pass
     for stream, shape in shapes.items():
-        for wrong in ((*shape[:-1], shape[-1] + 1), (*shape, 2)):  # another size; another rank
+        for wrong in ((*shape[:-1], shape[-1] + 1), (*shape, 2)):  # another size (channels last); another rank
             stores = _stores_for({**shapes, stream: wrong})
             with pytest.raises(ConfigError, match=rf"stream '{stream}' \(/stores/{stream}\)"):
                 check_stream_shapes(cfg, StreamSet(stores), "v")

@@ -74,13 +74,15 @@ def check_stream_shapes(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
     streams.require([vid])
     found = streams.step_shapes(vid)
     for stream, (key, shape) in expected(cfg.model).items():
-        if stream not in found or tuple(found[stream]) == tuple(shape):
+        if stream not in found or (len(found[stream]) == len(shape)
+                                   and all(e is None or e == f for e, f in zip(shape, found[stream]))):
             continue
         stores = ", ".join(str(s.path) for s in streams.stores[stream])
         if len(shape) == 1 and len(found[stream]) == 1:
             raise ConfigError(f"{key} is {shape[0]}, but stream {stream!r} ({stores}) has {found[stream][0]} channels")
+        wanted = "(" + ", ".join("any" if e is None else str(e) for e in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ConfigError(f"stream {stream!r} ({stores}): one step is {tuple(found[stream])}, but {cfg.model.name} "
-                          f"reads {tuple(shape)} ({key}; a per-frame store is cut into the features' windows)")
+                          f"reads {wanted} ({key}; a per-frame store is cut into the features' windows)")
 
 
 def use_amp(cfg: RunConfig, device: torch.device) -> bool:
