@@ -242,3 +242,52 @@ def test_reports_on_a_damaged_store_name_the_file_and_fail(world, command, capsy
         assert extract_cli.main([command, str(root / name)]) == 1
         out = capsys.readouterr().out
         assert f"{root / name}/shards/shard-" in out and "cannot be read as" in out
+
+
+def test_a_full_disk_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from detect.engine.checkpoint import save_checkpoint
+    from detect.errors import CheckpointError
+    from extract.atomic import write_text_atomically
+
+    target = tmp_path / "preds.json"
+    target.write_text("old")
+
+    def fill_then_fail(tmp):
+        tmp.write_bytes(b"x" * 4096)
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    from extract.atomic import replace_atomically
+
+    with pytest.raises(OSError) as caught:
+        replace_atomically(target, fill_then_fail)
+    assert caught.value.filename == str(target) and caught.value.errno == errno.ENOSPC  # the target, not the temp
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]
+    write_text_atomically(target, "new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]
+
+    def torch_full_disk(state, tmp):  # torch reports a failed write as a RuntimeError, after a partial file
+        Path(tmp).write_bytes(b"x" * 4_000_000)
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", torch_full_disk)
+    with pytest.raises(CheckpointError, match=rf"cannot write {tmp_path / 'last.pt'}: \[enforce fail"):
+        save_checkpoint(tmp_path / "last.pt", model={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]  # no 4 MB temporary checkpoint
+
+
+def test_an_unwritable_output_is_one_line(world, capsys):
+    root, _, ann = world
+    dets = str(root / "run" / "test_detections.json")
+    blocker = root / "a_file"
+    blocker.write_text("")
+    code = extract_cli.main(["annotations", "convert", "--from", "canonical", str(ann), "--out",
+                             str(blocker / "out.json")])  # a file where a folder should be
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == f"error: {blocker / 'out.json'}: Not a directory", err
+    code = detect_cli.main(["evaluate", "--annotations", str(ann), "--predictions", dets, "--split", "testing",
+                            "--json"])
+    assert code == 0, capsys.readouterr().err  # the world's files are intact

@@ -1,7 +1,6 @@
 """Checkpoint files: atomic writes, loads that cannot run code, ``hf://`` references."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,15 @@ from ..errors import CheckpointError
 
 
 def save_checkpoint(path: Path, **state: Any) -> None:
-    """Atomic save: a reader never sees a half-written checkpoint."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Atomic save: a reader never sees a half-written checkpoint, a failed save leaves no
+    temporary file, and a write error (full disk: torch reports it as a RuntimeError) is a
+    :class:`CheckpointError` naming ``path``."""
+    from extract.atomic import replace_atomically
+
+    try:
+        replace_atomically(path, lambda tmp: torch.save(state, tmp))
+    except RuntimeError as exc:
+        raise CheckpointError(f"cannot write {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

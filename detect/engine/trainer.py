@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import yaml
 
+from extract.atomic import write_text_atomically
+
 from ..config import RunConfig, to_dict
 from ..data.workers import loader_workers
 from ..errors import DataError, DetectError
@@ -258,7 +260,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
             written = task.write_predictions(test["predictions"], out / f"test{task.prediction_suffix}", test)
             summary["files"] = [str(p) for p in written]
             log.write({f"test_{metric}": test[metric], "epoch": last_epoch, "step": step}, step)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_text_atomically(out / "summary.json", json.dumps(summary, indent=2))
     log.close()
     if rank == 0:
         from ..plot import plot_curves

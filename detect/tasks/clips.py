@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from extract.annotations import AnnotationSet
+from extract.atomic import write_text_atomically
 
 from ..data.clips import ClipDataset, clip_label, collate_clips
 from ..errors import DataError
@@ -133,7 +134,7 @@ class ClipsTask(Task):
         confusion matrix beside it (``*_confusion.png``)."""
         results = {vid: {"label": self.classes[int(np.argmax(p))], "scores": [float(x) for x in p]}
                    for vid, p in predictions.items()}
-        path.write_text(json.dumps({"classes": self.classes, "results": results}))
+        write_text_atomically(path, json.dumps({"classes": self.classes, "results": results}))
         if result is None:
             return [path]
         from ..plot import plot_confusion

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from extract.annotations import AnnotationSet
+from extract.atomic import replace_atomically, write_text_atomically
 
 from ..data.dense import DenseDataset, collate_dense, segment_rows
 from ..errors import DataError
@@ -211,7 +212,11 @@ class DenseTask(Task):
         for vid, p in predictions.items():
             arrays[f"{vid}/scores"] = p["scores"].astype(np.float32)
             arrays[f"{vid}/times"] = p["times"]
-        np.savez_compressed(path, **arrays)
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file object: numpy would append .npz to the temporary name
+                np.savez_compressed(fh, **arrays)
+
+        replace_atomically(path, save)
         return [path]
 
     def write_score_store(self, predictions, path: Path) -> Path:
@@ -232,7 +237,7 @@ class DenseTask(Task):
         """Detections JSON (the ``segments`` task's format) of :func:`frames_to_segments`."""
         results = {vid: frames_to_segments(p["scores"], p["times"], self.classes, threshold, merge_gap)
                    for vid, p in predictions.items()}
-        Path(path).write_text(json.dumps({"results": results}))
+        write_text_atomically(path, json.dumps({"results": results}))
         return Path(path)
 
     @classmethod

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..atomic import write_text_atomically
 from ..errors import ExtractError
 
 VERSION = "mamba-tad-annotations-1"
@@ -70,7 +71,7 @@ class AnnotationSet:
                            "database": {vid: v.to_dict() for vid, v in self.database.items()}}, indent=1) + "\n"
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        write_text_atomically(path, self.to_json())
 
 
 def class_list(labels: Iterable[tuple[str, int | None]]) -> list[str]:

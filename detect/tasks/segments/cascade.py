@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from extract.annotations import AnnotationSet, VideoAnnotations, load_annotations
+from extract.atomic import write_text_atomically
 from extract.store import SnippetGrid, StoreWriter
 
 from ...data.streams import StreamSet, VideoItem, slice_time
@@ -175,4 +176,4 @@ def _write_slice(writer: StoreWriter, store, array: np.ndarray, vid: str, key: s
 
 
 def save_detections(path: str | Path, results: dict[str, list[dict[str, Any]]]) -> None:
-    Path(path).write_text(json.dumps({"results": results}))
+    write_text_atomically(path, json.dumps({"results": results}))

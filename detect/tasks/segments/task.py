@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from extract.annotations import AnnotationSet
+from extract.atomic import write_text_atomically
 
 from ...data.segments import SegmentDataset, collate_segments
 from ...errors import DataError
@@ -233,7 +234,7 @@ class SegmentsTask(Task):
 
     def write_predictions(self, predictions, path: Path, result: dict[str, Any] | None = None) -> list[Path]:
         """ActivityNet result format: ``{"results": {video: [{label, score, segment}]}}``."""
-        path.write_text(json.dumps({"results": predictions}))
+        write_text_atomically(path, json.dumps({"results": predictions}))
         return [path]
 
     @classmethod
