@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from extract.cli_errors import OneLineParser
+from extract.cli_types import COUNT, FRACTION, NON_NEGATIVE
 
 from .errors import ConfigError, DetectError
 
@@ -117,10 +118,6 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from .engine import inference_run
     from .engine.run import predict_videos
 
-    if not 0 < args.threshold < 1:
-        raise ConfigError(f"--threshold must be in (0, 1), got {args.threshold}")
-    if args.merge_gap < 0:
-        raise ConfigError(f"--merge-gap must be at least 0 steps, got {args.merge_gap}")
     cfg, model, device = _trained(args)
     run = inference_run(cfg, args.store, args.annotations, args.split)
     if (args.scores_store or args.segments) and not hasattr(run.task, "write_score_store"):
@@ -251,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=2e-4")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt exactly")
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
-    p.add_argument("--stop-after-epoch", type=int, help="checkpoint and stop after this epoch (resume later)")
+    p.add_argument("--stop-after-epoch", type=NON_NEGATIVE, help="checkpoint and stop after this epoch (resume later)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_train)
     p = _command(sub, "eval", "evaluate a checkpoint on a split of its config's data")
@@ -272,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores-store", metavar="DIR", help="dense: also write the per-frame scores as a feature store")
     p.add_argument("--segments", metavar="JSON", help="dense: also write segments (runs of frames scoring >= "
                                                       "--threshold) as a detections JSON")
-    p.add_argument("--threshold", type=float, default=0.5, help="dense: score threshold of --segments (default 0.5)")
-    p.add_argument("--merge-gap", type=int, default=0, metavar="STEPS",
+    p.add_argument("--threshold", type=FRACTION, default=0.5, help="dense: score threshold of --segments (default 0.5)")
+    p.add_argument("--merge-gap", type=NON_NEGATIVE, default=0, metavar="STEPS",
                    help="dense: merge runs at most this many steps apart (default 0)")
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
     p.add_argument("overrides", nargs="*")
@@ -312,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", required=True, help="ground-truth JSON")
     p.add_argument("--video", required=True, help="video id")
     p.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
-    p.add_argument("--top", type=int, default=30, help="best detections to draw (default 30)")
+    p.add_argument("--top", type=COUNT, default=30, help="best detections to draw (default 30)")
     p.set_defaults(func=cmd_plot)
     p = _command(sub, "push", "upload a checkpoint, its config and a model card to the Hugging Face Hub")
     p.add_argument("checkpoint", help="best.pt or last.pt of a run")

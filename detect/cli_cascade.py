@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from extract.cli_types import FRACTION, POSITIVE
+
 from .errors import ConfigError
 
 EXAMPLES = """examples:
@@ -44,8 +46,6 @@ def cmd_cascade(args: argparse.Namespace) -> int:
     device = default_device()
     if args.oracle_stage1 == bool(args.stage1):
         raise ConfigError("give either --stage1 CKPT or --oracle-stage1 (with --annotations)")
-    if not args.window > 0 or not 0 < args.threshold < 1:
-        raise ConfigError(f"need --window > 0 seconds and --threshold in (0, 1), got {args.window} and {args.threshold}")
     stage2 = [_detector(path, "stage 2") for path in args.stage2]
     streams = _streams(args.stream)
     if args.stage1:
@@ -104,8 +104,6 @@ def cmd_windows(args: argparse.Namespace) -> int:
     streams = _streams(args.stream)
     if not streams:
         raise ConfigError("give the full-video stores as --stream NAME=STORE[,STORE...]")
-    if not args.window > 0:
-        raise ConfigError(f"--window must be a positive number of seconds, got {args.window}")
     subsets = args.subsets.split(",") if args.subsets else None
     summary = write_windows(streams, args.annotations, args.event, args.window, args.out, subsets)
     print(json.dumps(summary, indent=2) if args.json else
@@ -126,8 +124,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotations", help="annotations (default: stage 1's); with --oracle-stage1, required")
     p.add_argument("--split", default="test", help="videos to run (default test)")
     p.add_argument("--event", default="AllTime", help="the event class stage 1 detects (default AllTime)")
-    p.add_argument("--threshold", type=float, default=0.23, help="stage-1 score threshold (default 0.23)")
-    p.add_argument("--window", type=float, default=4.004, help="stage-2 window, seconds (default 4.004)")
+    p.add_argument("--threshold", type=FRACTION, default=0.23, help="stage-1 score threshold (default 0.23)")
+    p.add_argument("--window", type=POSITIVE, default=4.004, help="stage-2 window, seconds (default 4.004)")
     p.add_argument("--out", required=True, help="detections JSON in video time")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cascade)
@@ -136,7 +134,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stream", action="append", required=True, help="full-video stores, NAME=STORE[,STORE]")
     p.add_argument("--annotations", required=True)
     p.add_argument("--event", default="AllTime", help="the event class the windows are centred on")
-    p.add_argument("--window", type=float, default=4.004, help="seconds (default 4.004)")
+    p.add_argument("--window", type=POSITIVE, default=4.004, help="seconds (default 4.004)")
     p.add_argument("--subsets", help="comma-separated subsets to cut (default: all)")
     p.add_argument("--out", required=True, help="folder for the window stores and annotations.json")
     p.add_argument("--json", action="store_true")

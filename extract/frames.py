@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_types import COUNT, Number, POSITIVE
 from .video.ffmpeg import FFmpegError, ffmpeg_exe, passthrough_args, run_ffmpeg
 from .video.sources import Source, find_videos
 
@@ -74,14 +75,14 @@ examples:
     src.add_argument("--video-dir", type=Path)
     src.add_argument("--list", type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--fps", type=float, help="resample to this frame rate (default: every frame)")
+    p.add_argument("--fps", type=POSITIVE, help="resample to this frame rate (default: every frame)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", help="WxH, e.g. 340x256 (the THUMOS14 I3D release)")
-    size.add_argument("--short-side", type=int, help="scale the short side to this, keeping the aspect")
+    size.add_argument("--short-side", type=COUNT, help="scale the short side to this, keeping the aspect")
     p.add_argument("--format", default="jpg", choices=("jpg", "png"))
-    p.add_argument("--quality", type=int, default=2, help="JPEG quality, 2 (best) .. 31 (default 2)")
-    p.add_argument("--workers", type=int, default=4, help="videos dumped in parallel")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per video")
+    p.add_argument("--quality", type=Number(int, 2, 31), default=2, help="JPEG quality, 2 (best) .. 31 (default 2)")
+    p.add_argument("--workers", type=COUNT, default=4, help="videos dumped in parallel")
+    p.add_argument("--timeout", type=POSITIVE, default=3600, help="seconds per video")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
     p.set_defaults(func=run)
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from .archives import UnsafeArchiveError, is_archive, join_parts, safe_extract
 from .cards import CardError, DatasetCard, load_card
+from .cli_types import COUNT, NON_NEGATIVE
 from .errors import ExtractError
 from .feature_files import FeatureFileError, collect_files
 from .pack import PackSpec, fps_from_annotations, pack_files, print_summary
@@ -161,8 +162,8 @@ example:
     pl.add_argument("--revision", help="branch, tag or commit of the repo")
     pl.add_argument("--work-dir", type=Path, help="where archives are extracted (default: beside --out)")
     pl.add_argument("--dtype", default="keep", help="storage dtype, e.g. float16 (default: as released)")
-    pl.add_argument("--shards", type=int, default=16)
-    pl.add_argument("--workers", type=int, default=4, help="threads loading files")
+    pl.add_argument("--shards", type=COUNT, default=16)
+    pl.add_argument("--workers", type=NON_NEGATIVE, default=4, help="threads loading files")
     pl.add_argument("--retry-failed", action="store_true")
     pl.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
     pl.add_argument("--json", action="store_true")

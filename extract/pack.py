@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .cli_types import COUNT, NON_NEGATIVE, POSITIVE
 from .feature_files import FORMATS, FeatureFileError, collect_files, load_feature_file
 from .store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta
 from .store.errors import StoreError
@@ -147,23 +148,23 @@ examples:
     p.add_argument("--from", dest="src", required=True, type=Path, help="folder of feature files (searched recursively)")
     p.add_argument("--format", required=True, choices=FORMATS, help="file format of the features")
     p.add_argument("--out", required=True, type=Path, help="store directory to create or resume")
-    p.add_argument("--window", required=True, type=int, help="snippet length in frames")
-    p.add_argument("--stride", required=True, type=int, help="snippet stride in frames")
+    p.add_argument("--window", required=True, type=COUNT, help="snippet length in frames")
+    p.add_argument("--stride", required=True, type=COUNT, help="snippet stride in frames")
     fps = p.add_mutually_exclusive_group(required=True)
-    fps.add_argument("--fps", type=float, help="frame rate of the grid, the same for every video")
+    fps.add_argument("--fps", type=POSITIVE, help="frame rate of the grid, the same for every video")
     fps.add_argument("--fps-from", help="annotation JSON (ActivityNet-like 'database') with per-video fps")
     p.add_argument("--tail", default="drop", choices=("drop", "pad", "truncate"), help="tail policy of the release")
-    p.add_argument("--offset", type=int, default=0, help="start frame of the first snippet (default 0)")
+    p.add_argument("--offset", type=NON_NEGATIVE, default=0, help="start frame of the first snippet (default 0)")
     p.add_argument("--key", help="array name inside .npz / dict-valued .pt / .pkl files")
     p.add_argument("--strip-prefix", default="", help="file-name prefix to drop from video ids, e.g. v_")
     p.add_argument("--strip-suffix", default="", help="file-name suffix to drop from video ids, e.g. _spatial_feature")
     p.add_argument("--feature", help="feature name recorded in the store (default: the folder name)")
     p.add_argument("--model", help="model that produced the features, recorded in the store")
     p.add_argument("--dtype", default="keep", help="storage dtype, e.g. float16 (default: that of the files)")
-    p.add_argument("--shards", type=int, default=16, help="number of shards of a new store (default 16)")
+    p.add_argument("--shards", type=COUNT, default=16, help="number of shards of a new store (default 16)")
     p.add_argument("--compression", default="none", choices=("none", "lzf", "gzip"), help="HDF5 compression")
     p.add_argument("--allow-pickle", action="store_true", help="trust .pkl files (unpickling runs code)")
-    p.add_argument("--workers", type=int, default=4, help="threads loading files (default 4)")
+    p.add_argument("--workers", type=NON_NEGATIVE, default=4, help="threads loading files (default 4)")
     p.add_argument("--retry-failed", action="store_true", help="try again videos that failed in an earlier run")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if some videos failed")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli_types import POSITIVE
 from .check import check
 from .convert import CONVERTERS, ConvertOptions
 from .schema import AnnotationError, load_annotations
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("input", type=Path, help="native annotation file (a folder for thumos-txt and smg-finelabels)")
     c.add_argument("--out", required=True, type=Path, help="canonical JSON to write")
     c.add_argument("--dataset", help="dataset card id or path: class list (label ids) and native fps")
-    c.add_argument("--fps", type=float, help="fps for videos without one (and for frame units)")
+    c.add_argument("--fps", type=POSITIVE, help="fps for videos without one (and for frame units)")
     c.add_argument("--units", choices=("seconds", "frames"), default="seconds", help="time units of ms-temba files")
     c.add_argument("--subset", help="set every video's subset (e.g. for a file holding one split)")
     c.add_argument("--meta-from", type=Path, help="ActivityNet-style JSON with per-video duration/fps to fill in")

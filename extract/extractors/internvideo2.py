@@ -23,11 +23,11 @@ class InternVideo2Spec(GridSpec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (self.model is None) == (self.checkpoint is None):
-            raise ValueError("give exactly one of --model (registry weights) or --checkpoint (a file or folder)")
         frames = self.window if self.snippet_frames is None else self.snippet_frames
         if not 1 <= frames <= self.window:
             raise ValueError(f"--snippet-frames must be in 1..--window ({self.window}), got {frames}")
+        if (self.model is None) == (self.checkpoint is None):
+            raise ValueError("give exactly one of --model (registry weights) or --checkpoint (a file or folder)")
         _read_config(self.model_config)  # a bad file is refused before any video is looked at
 
 
