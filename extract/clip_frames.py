@@ -44,8 +44,10 @@ def sample_clip(source: Source, spec: DecodeSpec, count: int) -> tuple[np.ndarra
         raise DecodeError(f"{source.name}: no frames decoded")
     picked = uniform_indices(len(frames), count)
     grid = SnippetGrid(window=1, stride=1, fps=stream.fps, num_snippets=count, starts=tuple(picked.tolist()))
+    extra = {"source_fps": stream.source_fps, "source_size": stream.source_size, "notes": stream.notes,
+             "warnings": [source.redact(w) for w in stream.warnings]}  # as every extractor records them
     return frames[picked], VideoMeta(grid=grid, source=source.name, fps=stream.fps, num_frames=len(frames),
-                                     duration=len(frames) / stream.fps, decoder=stream.decoder)
+                                     duration=len(frames) / stream.fps, decoder=stream.decoder, extra=extra)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
