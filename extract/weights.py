@@ -208,15 +208,25 @@ def resolve(name_or_path: str) -> Path:
     return _verify(entry, _fetch(entry, offline=True))
 
 
+class WeightsFileError(ExtractError, ValueError):
+    """A weights file that cannot be read as tensors (damaged, foreign, or needing code to load)."""
+
+
 def load_state_dict(path: Path) -> dict[str, Any]:
     """A checkpoint's tensors: safetensors, or ``torch.load(weights_only=True)`` (no code runs)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the loaders make of a foreign or damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsFileError(f"{path} is not a readable weights file ({type(exc).__name__}: {first})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 from planted import make_planted, task_config, tiny_config
+from videos import make_video
 
 from detect import cli as detect_cli
 from detect.config import load_config
@@ -38,6 +39,8 @@ def world(tmp_path_factory):
     (root / "garbage.pt").write_bytes(b"not a checkpoint at all")
     (root / "charades.csv").write_text("id,length,actions\nABC12,abc,c001 1.0 2.0\n")
     _bad_prediction_files(root)
+    (root / "vids").mkdir()
+    make_video(root / "vids" / "a", 8, fps=25.0, width=48, height=32)
     (root / "d8").mkdir()
     make_planted(root / "d8", n_train=2, n_test=2, dim=8)  # features of another width
     dense = task_config(store, ann, root / "dense_run", "frame-conv", dim=16)
@@ -198,6 +201,11 @@ def _cases(root, store, ann):
          "wrong_type.yaml.num_heads: expected a number, got 'four'"),
         ("extract", ["skeleton", "--video-dir", str(root / "empty"), "--out", str(root / "sk"), "--pose", "vfss",
                      "--sigma", "0"], "need --sigma > 0"),
+        ("extract", ["skeleton", "--video-dir", str(root / "vids"), "--out", str(root / "sk"), "--pose", "vfss",
+                     "--pose-weights", str(root / "garbage.pt"), "--device", "cpu"],
+         "garbage.pt is not a TorchScript landmark model"),
+        ("extract", ["i3d", "--video-dir", str(root / "vids"), "--out", str(root / "i3"), "--weights",
+                     str(root / "garbage.pt"), "--device", "cpu"], "garbage.pt"),
         ("extract", ["skeleton", "--video-dir", str(root / "empty"), "--out", str(root / "sk"), "--pose", "vfss",
                      "--smooth-px", "-1"], "--smooth-px >= 0"),
         ("extract", ["frames", "--video-dir", str(root / "nothere"), "--out", str(root / "fr")], "nothere"),

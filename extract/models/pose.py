@@ -52,7 +52,10 @@ def heatmap_peaks(heatmaps: torch.Tensor) -> torch.Tensor:
 
 
 def vfss_landmarks(path, device: torch.device) -> PoseModel:
-    model = torch.jit.load(str(path), map_location=device).eval()
+    try:
+        model = torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError) as exc:
+        raise RuntimeError(f"{path} is not a TorchScript landmark model ({str(exc).splitlines()[0]})") from None
     mean = torch.tensor(VFSS_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(VFSS_STD, device=device).view(1, 3, 1, 1)
     with torch.inference_mode():
