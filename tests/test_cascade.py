@@ -150,3 +150,30 @@ def test_a_stage1_model_keeps_only_its_event_class(data, tmp_path):
 
     with pytest.raises(ConfigError, match=r"data.classes: \['AllTime'\] are not classes of"):
         prepare(load_config(None, base=cfg))
+
+
+def test_interrupted_windows_resume_to_the_same_stores(data, stage2_windows, tmp_path, monkeypatch):
+    from store_fixtures import contents
+
+    from detect.tasks.segments import cascade
+
+    (feats, heat, ann), _ = data
+    summary, whole = stage2_windows
+    streams = {"features": [str(feats)], "heatmaps": [str(heat)]}
+    real, written = cascade._write_slice, []
+
+    def interrupted(*args):
+        if len(written) == 5:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the cut
+        written.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(cascade, "_write_slice", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_windows(streams, ann, "appearance_a", 3.0, tmp_path / "windows")
+    monkeypatch.setattr(cascade, "_write_slice", real)
+    assert write_windows(streams, ann, "appearance_a", 3.0, tmp_path / "windows") == {
+        **summary, "out": str(tmp_path / "windows")}  # the same command again
+    for name in (feats.name, heat.name):
+        assert contents(tmp_path / "windows" / name) == contents(whole / name)
+    assert (tmp_path / "windows" / "annotations.json").read_text() == (whole / "annotations.json").read_text()

@@ -108,7 +108,8 @@ def write_windows(stream_paths: dict[str, list[str]], annotations_path: str | Pa
     """Stage-2 training data: for every ``event_label`` event of ``subsets`` (default: every
     video), a window of every store (features sliced by steps, per-frame stores by the frames
     of those steps) into ``out/<store name>``, and ``out/annotations.json`` with the other
-    classes' actions wholly inside the window, in window seconds. Returns a summary."""
+    classes' actions wholly inside the window, in window seconds. Rerunning after an interruption
+    writes the windows still missing. Returns a summary."""
     out = Path(out)
     annotations = load_annotations(annotations_path)
     if event_label not in annotations.classes:
@@ -145,7 +146,8 @@ def write_windows(stream_paths: dict[str, list[str]], annotations_path: str | Pa
                 t0 = f0 / grid.fps
                 for group in streams.stores.values():
                     for store in group:
-                        _write_slice(writers[store.path], store, arrays[store.path], vid, key, w, f0, f1)
+                        if writers[store.path].todo([key]):  # else written by an earlier, interrupted run
+                            _write_slice(writers[store.path], store, arrays[store.path], vid, key, w, f0, f1)
                 inside = [replace(a, segment=(round(a.segment[0] - t0, 4), round(a.segment[1] - t0, 4)),
                                   label_id=classes.index(a.label))
                           for a in video.annotations if a.label != event_label and a.segment is not None
