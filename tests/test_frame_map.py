@@ -161,3 +161,18 @@ def test_action_conditional_hand_made():
     assert result["precision"] == pytest.approx(1.0) and result["recall"] == pytest.approx((2 / 3 + 1) / 2)
     assert result["mAP"] == pytest.approx(1.0)
     assert result["f1"] == pytest.approx(2 * 1 * (5 / 6) / (1 + 5 / 6))
+
+
+def test_scoring_ranks_videos_in_the_annotation_files_order():
+    from detect.tasks.dense import score_frames
+    from extract.annotations import AnnotationSet, VideoAnnotations
+    from extract.annotations.schema import Annotation
+
+    times = np.arange(5) + 0.5
+    database = {"b": VideoAnnotations("test", 5.0, 1.0, [Annotation("x", 0, (0.0, 5.0))]),  # listed first
+                "a": VideoAnnotations("test", 5.0, 1.0, [])}
+    predictions = {vid: {"scores": np.full((5, 1), 0.5), "times": times} for vid in database}
+    result = score_frames(predictions, AnnotationSet(database, ["x"]), ["a", "b"], ["x"], "sampled-25")
+    assert result["mAP"] == 1.0  # b's positives rank first on the tie, as in the file; sorted ids would give 0.5ish
+    # ms-tct-25 skips videos of 25 steps or fewer: with none left it is left out, not reported as 0
+    assert result["mode"] == "sampled-25" and set(result["frame_map"]) == {"full", "sampled-25"}
