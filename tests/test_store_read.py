@@ -79,7 +79,7 @@ def _a_segment(store_path):
 def test_truncated_segment_is_named(store_path):
     seg = _a_segment(store_path)
     seg.write_bytes(seg.read_bytes()[: seg.stat().st_size // 2])
-    with pytest.raises(StoreError, match=f"{seg.name} cannot be read as HDF5 .truncated or corrupted"):
+    with pytest.raises(StoreError, match=f"{seg.name} cannot be read as a segment .truncated or corrupted"):
         open_store(store_path)
     lenient = open_store(store_path, strict=False)
     assert any(seg.name in p for p in lenient.problems)
