@@ -18,6 +18,8 @@ from .errors import ConfigError, DetectError
 EXAMPLES = {
     "demo": """examples:
   python -m detect demo                       # sample videos -> I3D store -> ActionMamba -> mAP and a plot
+  python -m detect demo --task dense          # the same videos -> MS-Temba -> per-frame mAP and score curves
+  python -m detect demo --task clips          # motion clips -> 8 frames each -> MSF-Mamba -> top-1 and confusion
   python -m detect demo --out /tmp/demo --json
 """,
     "eval": """examples:
@@ -136,18 +138,19 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .tasks import get_task
 
-    summary = run_demo(args.out, args.device)
+    summary = run_demo(args.out, args.device, args.task)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    test = summary["test"]
-    print(f"\ndemo done in {summary['seconds']:.0f} s; test average mAP {100 * test['average_mAP']:.2f} "
-          f"({', '.join(f'@{k} {100 * v:.1f}' for k, v in test['mAP'].items())})")
+    print(f"\n{args.task} demo done in {summary['seconds']:.0f} s; test {get_task(args.task).headline(summary['test'])}")
+    picture = {"segments": "a test clip's timeline", "dense": "a test clip's per-frame scores",
+               "clips": "the test clips' confusion matrix"}[args.task]
     for what, key in [("sample videos", "videos"), ("their annotations", "annotations"),
-                      ("I3D feature store", "features"), ("trained detector", "checkpoint"),
-                      ("test detections", "detections"), ("open this: a test clip's timeline", "timeline")]:
-        print(f"  {what:<36}{summary[key]}")
+                      ("features", "features"), ("trained model", "checkpoint"),
+                      ("test predictions", "predictions"), (f"open this: {picture}", "picture")]:
+        print(f"  {what:<44}{summary[key]}")
     if summary["random_init_features"]:
         print("  (features from a random I3D initialisation: python -m extract download i3d-rgb-imagenet "
               "for the real ones)")
@@ -239,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = _command(sub, "demo", "the whole pipeline on built-in sample videos: extract, train, evaluate, plot")
+    p.add_argument("--task", default="segments", choices=("segments", "dense", "clips"),
+                   help="which task's pipeline (default segments)")
     p.add_argument("--out", default="runs/demo", help="folder for everything it writes (default runs/demo)")
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
     p.add_argument("--json", action="store_true")

@@ -102,6 +102,7 @@ def test_clip_frames_store_sixteen_uniform_frames_per_clip(tmp_path):
             assert store.meta(vid).num_frames == n and list(store.grid(vid).starts) == uniform_indices(n, 16).tolist()
 
 
+@pytest.mark.slow  # 50 s on 2 cores: the default suite keeps within its 15 minutes
 def test_mcfm_beats_the_same_model_without_cfd_on_motion_only_classes(tmp_path):
     from detect.config import load_config
     from detect.data.synthetic import write_motion_clips

@@ -17,7 +17,7 @@ def _commands(block: str) -> list[list[str]]:
 
 
 @pytest.mark.timeout(900)
-def test_the_readme_main_job_runs_the_pipeline_on_sample_videos(tmp_path):
+def test_the_readme_main_job_and_the_other_demos_run_on_sample_videos(tmp_path):
     readme = ROOT.joinpath("README.md").read_text()
     main_job = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
     steps = [s for s in _commands(main_job.replace(" && ", "\n")) if s[:3] == ["python", "-m", "detect"]]
@@ -30,3 +30,17 @@ def test_the_readme_main_job_runs_the_pipeline_on_sample_videos(tmp_path):
     named = [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("  ") and "(" not in line]
     assert len(named) == 6 and all((tmp_path / path).exists() for path in named), proc.stdout  # every file named
     assert (tmp_path / "runs" / "demo" / "sample" / "videos" / "sample_00.mp4").exists()
+
+    # the README's demos of the other tasks, in the same folder (the dense one reuses the videos and features)
+    demos = [shlex.split(re.sub(r"\s+#.*$", "", line)) for line in readme.splitlines()
+             if line.startswith("python -m detect demo --task")]
+    assert [d[-1] for d in demos] == ["dense", "clips"]
+    floors = {"dense": r"test per-frame mAP (\d+\.\d+)", "clips": r"test top-1 (\d+\.\d+)"}
+    for demo in demos:
+        proc = subprocess.run([sys.executable, *demo[1:]], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        score = float(re.search(floors[demo[-1]], proc.stdout).group(1))
+        assert score > 50, proc.stdout  # chance: the positive rate (~21%) per frame; one in three clips
+        named = [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("  ") and "(" not in line]
+        assert len(named) == 6 and all((tmp_path / path).exists() for path in named), proc.stdout

@@ -27,6 +27,7 @@ SHORTER = {"thumos14_i3d": ["data.max_seq_len=256"], "vfss_stage1": ["data.max_s
            "smg_msf_mamba_s": ["model.img_size=32", "optim.batch_size=2"]}  # 6 training clips
 NOT_RUN = {  # line start -> why
     "pip install": "installs packages (CI installs as the README's first command says)",
+    "python -m detect demo --task": "run by test_readme.py after the main job's demo, reusing its videos and features",
     "torchrun --nnodes 2": "needs a second machine",
 }
 

@@ -124,6 +124,7 @@ def two_modality_run(root, towers, epochs=32):
 
 
 @pytest.mark.timeout(900)  # three short trainings: about 100 s on 2 cores
+@pytest.mark.slow  # 80 s on 2 cores: the default suite keeps within its 15 minutes
 def test_the_fused_model_beats_each_tower_when_each_modality_carries_half_the_classes(tmp_path):
     results = {t: train(load_config(None, base=two_modality_run(tmp_path, t)), progress=False)["test"]["average_mAP"]
                for t in ("appearance", "skeleton", "both")}

@@ -167,11 +167,13 @@ def test_cli_train_evaluate_eval_infer(planted, tmp_path):
     proc = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out", str(out),
                                  "--device", "cpu"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    for bad, said in [(["--device", "nope"], "error: --device 'nope' is not a device (cuda, cuda:N or cpu)"),
-                      (["--merge-gap", "-3"], "error: --merge-gap must be at least 0 steps, got -3")]:
+    for bad, code, said in [
+            (["--device", "nope"], 1, "error: --device 'nope' is not a device (cuda, cuda:N or cpu)"),
+            (["--merge-gap", "-3"], 2, "error: python -m detect infer: argument --merge-gap: must be >= 0, got -3 "
+                                       "(see --help)")]:
         refused = subprocess.run(run + ["infer", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out",
                                         str(tmp_path / "no.json"), *bad], capture_output=True, text=True)
-        assert refused.returncode == 1 and refused.stderr.strip() == said
+        assert refused.returncode == code and refused.stderr.strip() == said
     assert not (tmp_path / "no.json").exists()
     assert len(json.loads(out.read_text())["results"]) == 8
     proc = subprocess.run(run + ["evaluate", "--annotations", str(ann), "--predictions", str(out), "--split", "testing",

@@ -105,36 +105,46 @@ def write_two_modality_dataset(root: str | Path, *, n_train: int = 32, n_test: i
     return root / "features", root / "heatmaps", root / "annotations.json"
 
 
+MOTIONS = ["crosses", "drifts", "stays"]
+
+
+def motion_clip(rng: np.random.Generator, motion: int, frames: int = 16, size: int = 32,
+                square: int = 8) -> np.ndarray:
+    """uint8 ``(frames, size, size, 3)``: a square of random colour and place on a still dark
+    backdrop that crosses the frame (``motion`` 0), drifts a quarter of the way (1) or stays (2),
+    in a random direction; any single frame looks alike in every class."""
+    clip = np.repeat((rng.random((1, size, size, 3)) * 40).astype(np.uint8), frames, axis=0)
+    colour = rng.integers(120, 256, 3)
+    span = size - square
+    distance = [span, span // 4, 0][motion]
+    start = int(rng.integers(0, span - distance + 1))
+    path = np.round(np.linspace(start, start + distance, frames)).astype(int)
+    path = path if rng.random() < 0.5 else path[::-1]
+    other = int(rng.integers(0, span + 1))
+    horizontal = rng.random() < 0.5
+    for t, p in enumerate(path):
+        y, x = (other, p) if horizontal else (p, other)
+        clip[t, y:y + square, x:x + square] = colour
+    return clip
+
+
 def write_motion_clips(root: str | Path, *, per_class: int = 24, frames: int = 16, size: int = 32, square: int = 8,
                        seed: int = 0) -> tuple[Path, Path]:
-    """Clips whose classes differ only in motion: a square of random colour, place and direction
-    that crosses the frame, drifts a quarter of the way, or stays; any single frame looks alike
-    in every class. Writes ``root/frames`` (uint8 ``(frames, size, size, 3)`` per clip) and
-    ``root/annotations.json`` (clip labels; 3 of 4 clips ``train``, the rest ``test``)."""
+    """Clips of :func:`motion_clip`, as a store: ``root/frames`` (uint8 ``(frames, size, size,
+    3)`` per clip) and ``root/annotations.json`` (clip labels; 3 of 4 clips ``train``, the rest
+    ``test``)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
-    classes = ["crosses", "drifts", "stays"]
     database = {}
     info = StoreInfo(feature="synthetic-motion", dtype="uint8", num_shards=1, step_shape=[size, size, 3])
-    span = size - square
     with StoreWriter(root / "frames", info) as writer:
-        for i in range(per_class * len(classes)):
-            cls = i % len(classes)
-            clip = np.repeat((rng.random((1, size, size, 3)) * 40).astype(np.uint8), frames, axis=0)  # still backdrop
-            colour = rng.integers(120, 256, 3)
-            distance = [span, span // 4, 0][cls]
-            start = int(rng.integers(0, span - distance + 1))
-            path = np.round(np.linspace(start, start + distance, frames)).astype(int)
-            path = path if rng.random() < 0.5 else path[::-1]
-            other = int(rng.integers(0, span + 1))
-            horizontal = rng.random() < 0.5
-            for t, p in enumerate(path):
-                y, x = (other, p) if horizontal else (p, other)
-                clip[t, y:y + square, x:x + square] = colour
+        for i in range(per_class * len(MOTIONS)):
+            cls = i % len(MOTIONS)
+            clip = motion_clip(rng, cls, frames, size, square)
             vid = f"clip_{i:03d}"
             grid = SnippetGrid(window=1, stride=1, fps=16.0, num_snippets=frames)
             writer.write(vid, clip, VideoMeta(grid=grid, fps=16.0, num_frames=frames, duration=1.0))
             database[vid] = {"subset": "test" if i % 4 == 3 else "train", "duration": 1.0, "fps": 16.0,
-                             "annotations": [{"label": classes[cls], "label_id": cls, "segment": None}]}
-    (root / "annotations.json").write_text(json.dumps({"classes": classes, "database": database}))
+                             "annotations": [{"label": MOTIONS[cls], "label_id": cls, "segment": None}]}
+    (root / "annotations.json").write_text(json.dumps({"classes": MOTIONS, "database": database}))
     return root / "frames", root / "annotations.json"
