@@ -27,7 +27,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,54 +63,54 @@ def _frames(rng: np.random.Generator) -> tuple[np.ndarray, list[dict[str, Any]]]
     return np.clip(frames, 0, 255).astype(np.uint8), actions
 
 
-def make_sample(root: Path, videos: int = 12) -> tuple[Path, Path]:
-    """The sample clips (``root/videos``) and their annotations; reused when already there."""
+Clip = Callable[[int, np.random.Generator], tuple[np.ndarray, float, dict[str, Any]]]
+
+
+def _write_sample(root: Path, classes: list[str], count: int, clip: Clip) -> tuple[Path, Path]:
+    """``count`` videos ``clip(i, rng) -> (frames, fps, annotation fields)`` as mp4 files in
+    ``root/videos`` and their annotations; made once (seed 0), reused when already there."""
+    from extract.video.ffmpeg import ffmpeg_exe
+
     video_dir, ann_path = root / "videos", root / "annotations.json"
     if ann_path.exists():
         return video_dir, ann_path
     video_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     database = {}
-    for i in range(videos):
-        frames, actions = _frames(rng)
-        vid = f"sample_{i:02d}"
-        _encode(frames, FPS, video_dir / f"{vid}.mp4")
-        database[vid] = {"subset": "train" if i < videos * 2 // 3 else "test", "duration": SECONDS, "fps": FPS,
-                         "annotations": actions}
-    ann_path.write_text(json.dumps({"classes": CLASSES, "database": database}, indent=1))
+    for i in range(count):
+        frames, fps, fields = clip(i, rng)
+        height, width = frames.shape[1:3]
+        vid = f"{root.name}_{i:02d}"
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+               "-crf", "18", "-preset", "veryfast", str(video_dir / f"{vid}.mp4")]
+        subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True, timeout=300)
+        database[vid] = {"duration": len(frames) / fps, "fps": fps, **fields}
+    ann_path.write_text(json.dumps({"classes": classes, "database": database}, indent=1))
     return video_dir, ann_path
 
 
-def _encode(frames: np.ndarray, fps: float, path: Path) -> None:
-    """uint8 ``(T, H, W, 3)`` frames as an H.264 mp4 (what a user's camera would give)."""
-    from extract.video.ffmpeg import ffmpeg_exe
+def make_sample(root: Path, videos: int = 12) -> tuple[Path, Path]:
+    """The detection clips (:func:`_frames`), the first two thirds for training."""
+    def clip(i, rng):
+        frames, actions = _frames(rng)
+        return frames, FPS, {"subset": "train" if i < videos * 2 // 3 else "test", "annotations": actions}
 
-    height, width = frames.shape[1:3]
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           "-crf", "18", "-preset", "veryfast", str(path)]
-    subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True, timeout=300)
+    return _write_sample(root, CLASSES, videos, clip)
 
 
 def make_clip_sample(root: Path, per_class: int = 20) -> tuple[Path, Path]:
     """One-second clips of the three motions (:func:`detect.data.synthetic.motion_clip`, 64 px,
-    16 fps, 3 of 4 for training) and their clip labels; reused when already there."""
+    16 fps, 3 of 4 for training) with their clip labels."""
     from .data.synthetic import motion_clip
 
-    video_dir, ann_path = root / "videos", root / "annotations.json"
-    if ann_path.exists():
-        return video_dir, ann_path
-    video_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    database = {}
-    for i in range(per_class * len(MOTIONS)):
+    def clip(i, rng):
         motion = i % len(MOTIONS)
-        vid = f"clip_{i:02d}"
-        _encode(motion_clip(rng, motion, frames=16, size=64, square=16), 16.0, video_dir / f"{vid}.mp4")
-        database[vid] = {"subset": "test" if i % 4 == 3 else "train", "duration": 1.0, "fps": 16.0,
-                         "annotations": [{"label": MOTIONS[motion], "label_id": motion, "segment": None}]}
-    ann_path.write_text(json.dumps({"classes": MOTIONS, "database": database}, indent=1))
-    return video_dir, ann_path
+        return motion_clip(rng, motion, frames=16, size=64, square=16), 16.0, {
+            "subset": "test" if i % 4 == 3 else "train",
+            "annotations": [{"label": MOTIONS[motion], "label_id": motion, "segment": None}]}
+
+    return _write_sample(root, MOTIONS, per_class * len(MOTIONS), clip)
 
 
 def i3d_weights(root: Path) -> tuple[str, bool]:
