@@ -44,7 +44,7 @@ def test_infer_maps_classes_by_name_whatever_their_order(trained):
     swapped = _relabelled(ann, root / "swapped.json", classes[::-1])
     proc = _infer(ckpt, swapped, root / "swapped_dets.json")
     assert proc.returncode == 0, proc.stderr
-    assert "lists the checkpoint's 3 classes in another order; they are matched by name" in proc.stderr
+    assert f"{swapped} lists the checkpoint's 3 classes in another order; they are matched by name" in proc.stderr
     assert json.loads((root / "swapped_dets.json").read_text()) == json.loads((root / "same.json").read_text())
 
 
@@ -54,6 +54,6 @@ def test_a_different_class_set_is_refused_naming_the_difference(trained):
     other = _relabelled(ann, root / "other.json", classes[:2] + ["somersault"], {classes[2]: "somersault"})
     proc = _infer(ckpt, other, root / "o.json")
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert (f"does not have the classes the checkpoint was trained on: 1 of the checkpoint's classes are not in it: "
+    assert (f"{other} does not have the classes the checkpoint was trained on: 1 of the checkpoint's classes are not in it: "
             f"['{classes[2]}']; 1 of its classes are not the checkpoint's: ['somersault']") in proc.stderr
     assert not (root / "o.json").exists()

@@ -160,7 +160,8 @@ def inference_run(cfg: RunConfig, stores: list[str] | None = None, annotations: 
             raise ConfigError(f"--store replaces a single stream; this model reads {sorted(cfg.data.streams)}")
         cfg.data.streams = {next(iter(cfg.data.streams)): list(stores)}
     streams = StreamSet.open(cfg.data.streams)
-    known = load_annotations(annotations or cfg.data.annotations)
+    cfg.data.annotations = str(annotations or cfg.data.annotations)  # messages name the file in use
+    known = load_annotations(cfg.data.annotations)
     if split == "all":
         ids = streams.ids
         database = {vid: known.database.get(vid) or VideoAnnotations(subset="", duration=None, fps=None)
