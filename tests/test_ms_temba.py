@@ -51,6 +51,7 @@ def context_run(root, model, **fields):
     return cfg
 
 
+@pytest.mark.slow  # 45 s on 2 cores: the default suite keeps within its 15 minutes
 def test_ms_temba_learns_context_dependent_actions_and_beats_the_conv_baseline(tmp_path):
     temba = train(load_config(None, base=context_run(tmp_path, "ms-temba", embed_dims=[16, 24, 32], drop_path=0.0,
                                                      backend="torch")), progress=False)
