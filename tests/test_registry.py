@@ -43,7 +43,7 @@ def random_video(name: str, model, length: int, g: torch.Generator, dtype=torch.
     """One video's streams as the model takes them, without the batch axis: ``(C, T)`` for a
     features stream, ``(T, *shape)`` for the others (uint8 pixels for ``frames``)."""
     video = {}
-    for stream, (_, shape) in model_entry(name).input_shapes(model.cfg).items():
+    for stream, (_, shape, *_) in model_entry(name).input_shapes(model.cfg).items():
         shape = tuple(20 if s is None else s for s in shape)  # a size the model adapts to: not its own
         if stream == "frames":  # as `extract clip-frames` stores them
             video[stream] = torch.randint(0, 256, (length, *shape), generator=g, dtype=torch.uint8)
@@ -219,10 +219,12 @@ def test_every_extractor_writes_a_sound_store_from_a_video(name, stand_ins, tmp_
 class _ShapeOnlyStore:
     """What the stream-shape check looks at: a path, a grid and a shape per video."""
 
-    def __init__(self, path: str, shape: tuple[int, ...], window: int, stride: int) -> None:
+    def __init__(self, path: str, shape: tuple[int, ...], window: int, stride: int, dtype: str = "float32") -> None:
+        from types import SimpleNamespace
+
         from extract.store import SnippetGrid
 
-        self.path, self._shape = Path(path), shape
+        self.path, self._shape, self.info = Path(path), shape, SimpleNamespace(dtype=dtype)
         self._grid = SnippetGrid(window=window, stride=stride, fps=30.0, num_snippets=shape[0])
 
     def __contains__(self, vid) -> bool:
@@ -235,7 +237,7 @@ class _ShapeOnlyStore:
         return self._grid
 
 
-def _stores_for(shapes: dict[str, tuple[int, ...]]) -> dict[str, list]:
+def _stores_for(shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str]) -> dict[str, list]:
     """Stores that give each stream ``shapes[stream]`` per step: (T, C) features on a snippet
     grid; a multi-axis stream beside features as a per-frame store cut into their windows; one
     on its own (clip frames) as is."""
@@ -243,12 +245,13 @@ def _stores_for(shapes: dict[str, tuple[int, ...]]) -> dict[str, list]:
     window = next((s[0] for s in shapes.values() if len(s) > 1), 16)
     out = {}
     for stream, shape in shapes.items():
+        dtype = dtypes.get(stream, "float32")
         if len(shape) == 1:
-            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (50, *shape), window, 4)]
+            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (50, *shape), window, 4, dtype)]
         elif with_features:
-            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (300, *shape[1:]), 1, 1)]
+            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (300, *shape[1:]), 1, 1, dtype)]
         else:
-            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (8, *shape), 16, 16)]
+            out[stream] = [_ShapeOnlyStore(f"/stores/{stream}", (8, *shape), 16, 16, dtype)]
     return out
 
 
@@ -261,11 +264,16 @@ def test_every_stream_shape_is_checked_before_the_model_runs(name):
     from detect.engine.run import check_stream_shapes
 
     cfg = SimpleNamespace(model=tiny(name).cfg)
-    declared = {stream: shape for stream, (_, shape) in model_entry(name).input_shapes(cfg.model).items()}
+    entries = model_entry(name).input_shapes(cfg.model)
+    declared = {stream: entry[1] for stream, entry in entries.items()}
     shapes = {stream: tuple(20 if s is None else s for s in shape) for stream, shape in declared.items()}
-    check_stream_shapes(cfg, StreamSet(_stores_for(shapes)), "v")  # the right shapes pass
+    dtypes = {stream: entry[2] for stream, entry in entries.items() if len(entry) > 2}
+    check_stream_shapes(cfg, StreamSet(_stores_for(shapes, dtypes)), "v")  # the right shapes pass
     for stream, shape in shapes.items():
         for wrong in ((*shape[:-1], shape[-1] + 1), (*shape, 2)):  # another size (channels last); another rank
-            stores = _stores_for({**shapes, stream: wrong})
+            stores = _stores_for({**shapes, stream: wrong}, dtypes)
             with pytest.raises(ConfigError, match=rf"stream '{stream}' \(/stores/{stream}\)"):
                 check_stream_shapes(cfg, StreamSet(stores), "v")
+    for stream, dtype in dtypes.items():  # pixels stored as floats would be scaled twice
+        with pytest.raises(ConfigError, match=rf"stream '{stream}' .* holds float32, but .* reads {dtype}"):
+            check_stream_shapes(cfg, StreamSet(_stores_for(shapes, {**dtypes, stream: "float32"})), "v")

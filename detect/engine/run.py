@@ -66,18 +66,23 @@ def prepare(cfg: RunConfig) -> Run:
 
 def check_stream_shapes(cfg: RunConfig, streams: StreamSet, vid: str) -> None:
     """What the model reads against what the stores hold (video ``vid``): one step's rank, size
-    and channels of every stream the model declares, before any model runs; a config error
-    naming the stream, its stores, the expected and the found shape."""
+    and channels of every stream the model declares, and its dtype where declared, before any
+    model runs; a config error naming the stream, its stores, the expected and the found."""
     expected = model_entry(cfg.model.name).input_shapes
     if expected is None:
         return
     streams.require([vid])
     found = streams.step_shapes(vid)
-    for stream, (key, shape) in expected(cfg.model).items():
-        if stream not in found or (len(found[stream]) == len(shape)
-                                   and all(e is None or e == f for e, f in zip(shape, found[stream]))):
+    for stream, (key, shape, *dtype) in expected(cfg.model).items():
+        if stream not in found:
             continue
         stores = ", ".join(str(s.path) for s in streams.stores[stream])
+        held = sorted({s.info.dtype for s in streams.stores[stream]})
+        if dtype and held != dtype:
+            raise ConfigError(f"stream {stream!r} ({stores}) holds {', '.join(held)}, but {cfg.model.name} reads "
+                              f"{dtype[0]} (e.g. `extract clip-frames` stores)")
+        if len(found[stream]) == len(shape) and all(e is None or e == f for e, f in zip(shape, found[stream])):
+            continue
         if len(shape) == 1 and len(found[stream]) == 1:
             raise ConfigError(f"{key} is {shape[0]}, but stream {stream!r} ({stores}) has {found[stream][0]} channels")
         wanted = "(" + ", ".join("any" if e is None else str(e) for e in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -175,7 +175,7 @@ for _size in SIZES:
                                    f"motion-aware state fusion{' over windows 3/5/7 with ASWM' if _plus else ''} "
                                    f"(paper: {PAPER_SIZES[_size + ('+' if _plus else '')]:.2f}M at 17 classes)",
                        example={"num_classes": 17},
-                       input_shapes=lambda cfg: {"frames": ("model.img_size", (None, None, 3))},  # any size: resized
+                       input_shapes=lambda cfg: {"frames": ("model.img_size", (None, None, 3), "uint8")},  # resized
                        tiny={"dim": 16, "depth": 2, "img_size": 32, "patch": 8, "num_frames": 4,
                              "backend": "torch"})(MSFMamba)
 

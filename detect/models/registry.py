@@ -27,7 +27,7 @@ class ModelEntry:
     streams: tuple[str, ...]            # input streams, by name: ``model(**streams, mask=mask)``
     description: str
     example: dict[str, Any] = field(default_factory=dict)  # the required fields, for `detect models`
-    input_shapes: Callable[[Any], dict[str, tuple[str, tuple[int | None, ...]]]] | None = None  # stream -> (key, step shape)
+    input_shapes: Callable[[Any], dict[str, tuple]] | None = None  # stream -> (key, step shape[, dtype])
     tiny: dict[str, Any] = field(default_factory=dict)     # fields for a CPU-sized instance (registry-wide tests)
 
     @property
@@ -46,14 +46,15 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 def register_model(name: str, *, config: type, output: type | None, streams: tuple[str, ...], description: str,
                    example: dict[str, Any] | None = None,
-                   input_shapes: Callable[[Any], dict[str, tuple[str, tuple[int | None, ...]]]] | None = None,
+                   input_shapes: Callable[[Any], dict[str, tuple]] | None = None,
                    tiny: dict[str, Any] | None = None) -> Callable:
     """Class or function decorator: ``build(cfg) -> nn.Module`` under ``name``. ``output`` is the
     output type ``forward`` returns (its task checks it when a config is loaded);
     ``input_shapes`` tells, per stream, the config key that sets it and the shape of one step as
     the model takes it (``(C,)`` for a ``(B, C, T)`` stream, else ``(B, T, *shape)``; ``None``
-    for a size the model adapts to, e.g. frames it resizes), so that a mismatch with the stores
-    is a config error before training starts;
+    for a size the model adapts to, e.g. frames it resizes), and optionally the dtype the store
+    must hold (``"uint8"`` pixels), so that a mismatch with the stores is a config error before
+    training starts;
     ``tiny`` holds config fields that make the model small enough for a CPU test."""
     if "name" in {f.name for f in dataclasses.fields(config)}:
         raise TypeError(f"{config.__name__} declares a 'name' field: the registry names the model")
