@@ -316,7 +316,7 @@ def test_ctrl_c_is_one_line_and_resume_continues(planted, tmp_path):
     import time
 
     store, ann = planted
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=12)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(store, ann, tmp_path / "run", epochs=6)))
     command = [sys.executable, "-m", "detect", "train", "--config", str(tmp_path / "c.yaml")]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
