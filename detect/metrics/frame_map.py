@@ -24,6 +24,7 @@ Modes, i.e. which samples of a video are evaluated:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -61,19 +62,21 @@ class VideoFrames:
     segments: list[tuple[float, float, int]] = field(default_factory=list)
     duration: float | None = None
 
+    @cached_property
     def step_targets(self) -> np.ndarray:
+        """Multi-hot ``(T, K)`` at the step centres (every mode and metric shares them)."""
         return labels_at(self.times, self.segments, self.scores.shape[1])
 
     def samples(self, mode: str) -> tuple[np.ndarray, np.ndarray]:
         """``(scores (N, K), targets (N, K))`` that ``mode`` evaluates of this video."""
         length = len(self.scores)
         if mode == "full":
-            return self.scores, self.step_targets()
+            return self.scores, self.step_targets
         if mode == "ms-tct-25":
             if length <= POINTS:
-                return self.scores[:0], self.step_targets()[:0]
+                return self.scores[:0], self.step_targets[:0]
             steps = np.arange(1, length, length // POINTS)[:POINTS]
-            return self.scores[steps], self.step_targets()[steps]
+            return self.scores[steps], self.step_targets[steps]
         if mode == "sampled-25":
             if self.duration is None:
                 raise ValueError(f"video {self.video_id!r} has no duration; per-frame mAP 'sampled-25' places its "

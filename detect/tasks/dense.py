@@ -100,7 +100,7 @@ def score_frames(predictions: dict[str, dict[str, np.ndarray]], annotations: Ann
               "protocol": every[mode].protocol, "frame_map": {m: r.map for m, r in every.items()}}
     if action_conditional_taus:
         scores = [v.scores for v in videos]
-        targets = [v.step_targets() for v in videos]
+        targets = [v.step_targets for v in videos]
         result["action_conditional"] = {str(tau): action_conditional(scores, targets, tau)
                                         for tau in action_conditional_taus}
     return result

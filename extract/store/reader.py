@@ -207,9 +207,10 @@ class FeatureStore:
     def meta(self, video_id: str) -> VideoMeta:
         """Per-video metadata: source, fps, frame count, duration, grid, decoder; checked against
         its checksum, which binds it to the video's id and data (:class:`CorruptVideoError`)."""
-        where = f"store {self.path}, segment {self.segment_of(video_id).name}: video {video_id!r}"
+        dset = self._dataset(video_id)  # one lookup: meta is read on every training step
+        where = f"store {self.path}, segment {self._where[video_id].name}: video {video_id!r}"
         try:
-            attrs = self._dataset(video_id).attrs
+            attrs = dset.attrs
             text, data_sum, stored = str(attrs["meta"]), str(attrs["checksum"]), attrs.get("meta_checksum")
         except (KeyError, OSError, RuntimeError) as exc:
             raise CorruptVideoError(f"{where}: unreadable attributes ({exc})") from None
