@@ -9,6 +9,7 @@ recorded as failed and extraction resumes with the rest.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .errors import ExtractError
 from .snippets import SnippetCutter
 from .store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta
 from .store.errors import StoreError
@@ -99,7 +101,7 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
     queues: dict[str, list[tuple[str, torch.Tensor]]] = defaultdict(list)
     done: list[str] = []
     warned: dict[str, list[str]] = {}
-    snippets = 0
+    snippets, written_bytes = 0, 0
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None if progress else True)
 
     def run_batch(stream: Stream, items: list[tuple[str, torch.Tensor]]) -> None:
@@ -133,10 +135,17 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
                 if queues[stream.name]:
                     run_batch(stream, queues[stream.name])
                     queues[stream.name] = []
+        nonlocal written_bytes
         for vid in [v for v, s in videos.items() if s.meta is not None and s.pending == 0]:
-            _write(writer, vid, videos.pop(vid), plan)
+            written_bytes += _write(writer, vid, videos.pop(vid), plan)
             done.append(vid)
             bar.update(1)
+            if len(done) in (1, 4, 16) or len(done) % 64 == 0:  # as soon as a size is known, then now and then
+                try:
+                    check_space(store_path, written_bytes, len(done), len(todo) - len(done) - len(writer.failed))
+                except DiskFullSoonError:
+                    writer.close()  # seal what is finished: the rerun resumes from it
+                    raise
 
     remaining = list(todo)
     while remaining:
@@ -188,7 +197,25 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
             "seconds": time.perf_counter() - started}
 
 
-def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
+class DiskFullSoonError(ExtractError):
+    """The videos left would not fit on the store's disk at the size of those written so far."""
+
+
+def check_space(store_path, written_bytes: int, written: int, left: int) -> None:
+    """Refuse to go on when ``left`` videos of the average size written so far need more than the
+    store's disk has free: one line, before the disk fills, with the finished videos kept."""
+    if not written or not left:
+        return
+    needed = written_bytes / written * left
+    free = shutil.disk_usage(store_path).free
+    if needed > free:
+        raise DiskFullSoonError(f"{store_path}: the {left} videos left need about {needed / 2**30:.2f} GiB (at "
+                                f"{written_bytes / written / 2**20:.1f} MiB per video so far), but its disk has "
+                                f"{free / 2**30:.2f} GiB free; the {written} videos written are kept: free some "
+                                f"space (or write elsewhere) and rerun the same command")
+
+
+def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> int:
     parts = [torch.stack(state.feats[s.name]).cpu().numpy() for s in plan.streams]
     if len({len(p) for p in parts}) != 1:
         writer.fail(vid, f"streams disagree on the snippet count: {[len(p) for p in parts]}")
@@ -200,7 +227,10 @@ def _write(writer: StoreWriter, vid: str, state: _Video, plan: Plan) -> None:
                            extra={"source_fps": meta["source_fps"], "source_size": meta["source_size"],
                                   "notes": meta["notes"],
                                   "warnings": meta["warnings"], "streams": [s.name for s in plan.streams]})
+    array = np.concatenate(parts, axis=1)
     try:
-        writer.write(vid, np.concatenate(parts, axis=1), video_meta)
+        writer.write(vid, array, video_meta)
     except StoreError as exc:
         writer.fail(vid, str(exc))
+        return 0
+    return array.nbytes

@@ -231,3 +231,21 @@ def test_python_api_runs_the_spec_as_the_cli_does(videos, weights_file, tmp_path
         I3DSpec(stream="both", size=64)
     with pytest.raises(ValueError, match="--stride must be at least 1|--window and --stride must be at least 1"):
         I3DSpec(stride=0)
+
+
+def test_a_disk_too_small_for_the_rest_is_refused_early_and_the_written_videos_kept(weights_file, tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("one", "two"):
+        make_video(tmp_path / "in" / name, 20, fps=25.0, width=64, height=48)
+    script = f"""
+import collections, shutil, sys
+Usage = collections.namedtuple("Usage", "total used free")
+shutil.disk_usage = lambda path: Usage(10**9, 10**9 - 1000, 1000)  # 1000 bytes free: no second video fits
+from extract.cli import main
+sys.exit(main(["i3d", "--video-dir", {str(tmp_path / 'in')!r}, "--out", {str(tmp_path / 's')!r}, "--weights", {str(weights_file)!r}, "--size", "64",
+               "--device", "cpu", "--workers", "0"]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "the 1 videos left need about" in proc.stderr and "the 1 videos written are kept" in proc.stderr
+    assert len(open_store(tmp_path / "s")) == 1  # sealed, and the rerun resumes from it
