@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_cascade import add_parsers as add_cascade_parsers
 
     add_cascade_parsers(sub)
+    from .cli_results import add_parsers as add_result_parsers
+
+    add_result_parsers(sub)
     return parser
 
 

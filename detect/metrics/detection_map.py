@@ -84,23 +84,19 @@ def _clean(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return kept
 
 
-def class_ap(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, float]],
-             tiou: np.ndarray) -> np.ndarray:
-    """AP of one class at each threshold. ``gt``: video -> ``(M, 2)``; ``preds``: (video, start,
-    end, score) in file order."""
-    npos = sum(len(g) for g in gt.values())
-    ap = np.zeros(len(tiou))
-    if not preds or npos == 0:
-        return ap
-    order = sorted(range(len(preds)), key=lambda i: -preds[i][3])  # stable: ties keep file order
-    tp = np.zeros((len(tiou), len(preds)))
-    fp = np.zeros((len(tiou), len(preds)))
+def match_in_score_order(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, float]],
+                         tiou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of one class. ``gt``: video -> ``(M, 2)``; ``preds``: (video, start, end,
+    score) in file order. Returns ``order`` (prediction index by rank) and ``matched``
+    ``(n_tiou, n)``: the index, within its video's ``gt``, of the ground truth the prediction of
+    each rank took, -1 if none."""
+    order = np.array(sorted(range(len(preds)), key=lambda i: -preds[i][3]), dtype=np.int64)  # stable
+    matched = np.full((len(tiou), len(preds)), -1, dtype=np.int64)
     taken = {vid: np.full((len(tiou), len(g)), False) for vid, g in gt.items()}
     for rank, i in enumerate(order):
         vid, start, end, _ = preds[i]
         gts = gt.get(vid)
         if gts is None or len(gts) == 0 or end - start <= 0:
-            fp[:, rank] = 1
             continue
         ious = _tiou(np.array([start, end]), gts)
         # Highest tIoU first; among equal tIoUs the later ground truth first, as numpy's
@@ -112,10 +108,21 @@ def class_ap(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, flo
                     break
                 if not taken[vid][t, j]:
                     taken[vid][t, j] = True
-                    tp[t, rank] = 1
+                    matched[t, rank] = j
                     break
-            fp[t, rank] = 1 - tp[t, rank]
-    tp_cum, fp_cum = np.cumsum(tp, axis=1), np.cumsum(fp, axis=1)
+    return order, matched
+
+
+def class_ap(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, float]],
+             tiou: np.ndarray) -> np.ndarray:
+    """AP of one class at each threshold (arguments as :func:`match_in_score_order`)."""
+    npos = sum(len(g) for g in gt.values())
+    ap = np.zeros(len(tiou))
+    if not preds or npos == 0:
+        return ap
+    _, matched = match_in_score_order(gt, preds, tiou)
+    tp_cum = np.cumsum(matched >= 0, axis=1)
+    fp_cum = np.cumsum(matched < 0, axis=1)
     recall = tp_cum / npos
     precision = tp_cum / (tp_cum + fp_cum)
     for t in range(len(tiou)):
