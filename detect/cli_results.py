@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from extract.cli_types import COUNT
+
 EXAMPLES = {
     "analyze": """examples:
   python -m detect analyze --annotations runs/demo/sample/annotations.json \\
@@ -13,6 +15,10 @@ EXAMPLES = {
   python -m detect analyze --annotations activity_net.v1-3.min.json --predictions dets.json --split validation \\
       --out analysis/ --json              # DETAD's ActivityNet bins, tIoU 0.5:0.05:0.95
   python -m detect analyze --annotations tsu.json --predictions runs/tsu/test_frames.npz --out analysis/  # dense
+""",
+    "report": """examples:
+  python -m detect report runs/demo/run --videos runs/demo/sample/videos --out runs/demo/report.html
+  python -m detect report runs/thumos14_i3d_dbm --video video_test_0000004 --out report.html
 """,
 }
 
@@ -30,6 +36,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 0
     print(summary_lines(result))
     print(f"wrote {args.out}/analysis.json and {', '.join(result['figures'])}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    out = build_report(args.run, args.out, videos=args.videos, video_ids=args.video, per_end=args.per_end)
+    print(f"wrote {out}")
     return 0
 
 
@@ -71,3 +85,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset card: task and protocol of the standard metric")
     p.add_argument("--json", action="store_true", help="print every number as JSON")
     p.set_defaults(func=cmd_analyze)
+    text = "one self-contained HTML page of a run: config, recipe, metrics, curves, error analysis, timelines"
+    p = sub.add_parser("report", help=text, description=text, epilog=EXAMPLES["report"], formatter_class=raw)
+    p.add_argument("run", help="a run folder of `detect train` (summary.json, config.yaml, predictions)")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--videos", help="folder of the videos: frame thumbnails along each timeline")
+    p.add_argument("--video", action="append", help="a video to show (repeatable; default: the worst and best by AP)")
+    p.add_argument("--per-end", type=COUNT, default=2, help="how many worst and best videos (default 2)")
+    p.set_defaults(func=cmd_report)

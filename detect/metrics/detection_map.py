@@ -130,6 +130,17 @@ def class_ap(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, flo
     return ap
 
 
+def class_pr_curve(gt: dict[str, np.ndarray], preds: list[tuple[str, float, float, float]],
+                   tiou: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(recall, precision)`` of one class at one threshold, one point per prediction by rank."""
+    npos = sum(len(g) for g in gt.values())
+    if not preds or npos == 0:
+        return np.zeros(0), np.zeros(0)
+    _, matched = match_in_score_order(gt, preds, np.array([tiou]))
+    tp_cum = np.cumsum(matched[0] >= 0)
+    return tp_cum / npos, tp_cum / np.arange(1, len(preds) + 1)
+
+
 def evaluate_detections(ground_truth: dict[str, Any], results: dict[str, list[dict[str, Any]]], subset: str,
                         tiou: list[float], clean_gt: bool = False,
                         restrict_to_subset: bool = False) -> DetectionResult:
