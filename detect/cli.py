@@ -226,8 +226,8 @@ def _image_formats() -> set[str]:
 def cmd_push(args: argparse.Namespace) -> int:
     from .hub import push_checkpoint
 
-    url = push_checkpoint(Path(args.checkpoint), args.repo_id, private=args.private)
-    print(f"pushed {args.checkpoint} to {url}")
+    address = push_checkpoint(Path(args.checkpoint), args.repo_id, private=args.private)
+    print(f"pushed {args.checkpoint}; use it as --checkpoint {address}")
     return 0
 
 
@@ -257,14 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_train)
     p = _command(sub, "eval", "evaluate a checkpoint on a split of its config's data")
-    p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
+    p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO[@REVISION][/FILE]")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("overrides", nargs="*", help="key=value overrides of the stored config")
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = _command(sub, "infer", "run a trained model on a split, or every video of a store")
-    p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO/FILE")
+    p.add_argument("--checkpoint", required=True, help="path or hf://ORG/REPO[@REVISION][/FILE]")
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                    help="the config's split (default test, as training reports it), or every video of the store")
     p.add_argument("--store", action="append", help="feature store(s), as many as training used (default: config's)")

@@ -16,6 +16,12 @@ EXAMPLES = {
       --out analysis/ --json              # DETAD's ActivityNet bins, tIoU 0.5:0.05:0.95
   python -m detect analyze --annotations tsu.json --predictions runs/tsu/test_frames.npz --out analysis/  # dense
 """,
+    "video": """examples:
+  python -m detect video --checkpoint runs/demo/run/best.pt --videos runs/demo/sample/videos --out runs/demo/new
+  python -m detect video --checkpoint hf://me/thumos14-i3d-dbm@3f2c1a9 --videos match.mp4 --out dets/ \
+      --keep-features stores/match     # the features stay as a normal store
+  python -m detect video --checkpoint runs/x/best.pt --videos clips/ --recipe features=i3d_recipe.yaml --out o/
+""",
     "report": """examples:
   python -m detect report runs/demo/run --videos runs/demo/sample/videos --out runs/demo/report.html
   python -m detect report runs/thumos14_i3d_dbm --video video_test_0000004 --out report.html
@@ -36,6 +42,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 0
     print(summary_lines(result))
     print(f"wrote {args.out}/analysis.json and {', '.join(result['figures'])}")
+    return 0
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .video import detect_videos, read_recipe_files
+
+    result = detect_videos(args.checkpoint, args.videos, args.out, keep_features=args.keep_features,
+                           recipes=read_recipe_files(args.recipe), device=args.device, top=args.top)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"{result['task']} predictions for {len(result['videos'])} videos: {', '.join(result['files'][:3])}"
+          + (" ..." if len(result["files"]) > 3 else ""))
+    if result["features"]:
+        print(f"features kept in {result['features']}")
     return 0
 
 
@@ -85,6 +106,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset card: task and protocol of the standard metric")
     p.add_argument("--json", action="store_true", help="print every number as JSON")
     p.set_defaults(func=cmd_analyze)
+    text = "a trained model on new videos: features by its recorded recipe, then its predictions and timelines"
+    p = sub.add_parser("video", help=text, description=text, epilog=EXAMPLES["video"], formatter_class=raw)
+    p.add_argument("--checkpoint", required=True, help="best.pt of a run, or hf://ORG/REPO[@REVISION][/FILE]")
+    p.add_argument("--videos", nargs="+", required=True, help="video files and/or folders of videos")
+    p.add_argument("--out", required=True, help="folder for the predictions and one timeline per video")
+    p.add_argument("--keep-features", metavar="DIR", help="keep the extracted features as stores under DIR "
+                                                           "(one per stream; default: a temporary folder)")
+    p.add_argument("--recipe", action="append", metavar="STREAM=FILE",
+                   help="a recipe (YAML: extractor, options) for a stream whose training features were imported")
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: the local GPU if any)")
+    p.add_argument("--top", type=COUNT, default=30, help="detections drawn per timeline (default 30)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_video)
     text = "one self-contained HTML page of a run: config, recipe, metrics, curves, error analysis, timelines"
     p = sub.add_parser("report", help=text, description=text, epilog=EXAMPLES["report"], formatter_class=raw)
     p.add_argument("run", help="a run folder of `detect train` (summary.json, config.yaml, predictions)")

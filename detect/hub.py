@@ -11,23 +11,35 @@ import yaml
 
 
 def model_card(state: dict[str, Any], repo_id: str, filename: str) -> str:
+    """The repo's README: task, classes, the feature recipe, the validation metric with its
+    protocol, how to run it, and the training config."""
     cfg = state["config"]
     val = state.get("val") or state.get("best") or {}
-    streams = "; ".join(f"{name}: {', '.join(paths)}" for name, paths in cfg["data"]["streams"].items())
     task = (cfg.get("task") or {}).get("name", "?")
-    lines = [f"# {repo_id}", "", f"Model `{cfg['model']['name']}` trained with mamba-tad for the `{task}` task, "
-             f"{cfg['model']['num_classes']} classes.", "",
-             f"- data: {cfg['data']['dataset'] or cfg['data']['annotations']} (streams: {streams})",
-             f"- epoch: {state.get('epoch')}; validation: {json.dumps(val)}", "",
-             "Evaluate or run it:", "", "```",
-             f"python -m detect eval --checkpoint hf://{repo_id}/{filename}",
-             f"python -m detect infer --checkpoint hf://{repo_id}/{filename} --store STORE --out detections.json",
-             "```", "", "The features must follow the training grid; `config.yaml` records it.", ""]
+    classes = state.get("classes") or []
+    metric = {k: v for k, v in val.items() if k in ("average_mAP", "mAP", "top1", "top5", "protocol", "mode", "epoch")}
+    recipe = state.get("recipe")
+    lines = [f"# {repo_id}", "", f"`{cfg['model']['name']}` trained with mamba-tad for the `{task}` task on "
+             f"{cfg['data'].get('dataset') or Path(cfg['data']['annotations']).name}.", "",
+             f"**Classes ({len(classes)}):** {', '.join(classes)}", "",
+             "## Validation metric", "",
+             *(["```json", json.dumps(metric, indent=1), "```"] if "protocol" in metric else
+               ["No validation result was recorded in this checkpoint."]), "",
+             "## Run it", "", "```bash",
+             f"python -m detect video --checkpoint hf://{repo_id}/{filename} --videos VIDEOS/ --out detections/",
+             f"python -m detect infer --checkpoint hf://{repo_id}/{filename} --split all --store STORE --out out.json",
+             "```", "", "Pin a revision (`hf://ORG/REPO@COMMIT/FILE`) to get the same file every time.", "",
+             "## Feature recipe", "",
+             "What made the training features, per input stream: `detect video` makes the same ones "
+             "(weights checked by sha256).", "", "```yaml",
+             yaml.safe_dump(recipe, sort_keys=False).rstrip() if recipe else "# not recorded (an older checkpoint)",
+             "```", "", "## Training config", "", "```yaml", yaml.safe_dump(cfg, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
 
 
 def push_checkpoint(path: Path, repo_id: str, *, private: bool = False, api: Any = None) -> str:
-    """Upload ``path`` (a run's ``best.pt``/``last.pt``), ``config.yaml`` and ``README.md``."""
+    """Upload ``path`` (a run's ``best.pt``/``last.pt``), ``config.yaml``, ``recipe.yaml`` and
+    ``README.md``; returns the ``hf://`` address pinned to the upload's commit."""
     from .engine import load_checkpoint
 
     state = load_checkpoint(path)  # refuses files without a model and its config
@@ -36,9 +48,12 @@ def push_checkpoint(path: Path, repo_id: str, *, private: bool = False, api: Any
 
         api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_file(path_or_fileobj=str(path), path_in_repo=path.name, repo_id=repo_id)
-    api.upload_file(path_or_fileobj=io.BytesIO(yaml.safe_dump(state["config"], sort_keys=False).encode()),
-                    path_in_repo="config.yaml", repo_id=repo_id)
-    api.upload_file(path_or_fileobj=model_card(state, repo_id, path.name).encode(), path_in_repo="README.md",
-                    repo_id=repo_id)
-    return f"https://huggingface.co/{repo_id}"
+    files = {path.name: str(path), "config.yaml": yaml.safe_dump(state["config"], sort_keys=False).encode(),
+             "recipe.yaml": yaml.safe_dump(state.get("recipe") or {}, sort_keys=False).encode(),
+             "README.md": model_card(state, repo_id, path.name).encode()}
+    commit = None
+    for name, content in files.items():
+        info = api.upload_file(path_or_fileobj=content if isinstance(content, str) else io.BytesIO(content),
+                               path_in_repo=name, repo_id=repo_id)
+        commit = getattr(info, "oid", None) or commit
+    return f"hf://{repo_id}@{commit}/{path.name}" if commit else f"hf://{repo_id}/{path.name}"

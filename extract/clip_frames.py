@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .recipe import make_recipe
 from .spec import DecodeOptions, opt
 from .store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta
 from .video.decode import DecodeError, DecodeSpec, FrameStream
@@ -86,7 +87,8 @@ def write_clip_frames(spec: ClipFramesSpec, sources: list[Source], out) -> dict:
     info = StoreInfo(feature=f"frames{spec.frames}_{spec.size}", dtype="uint8", num_shards=spec.shards,
                      step_shape=[spec.size, spec.size, 3],
                      preprocessing={"size": spec.size, "spatial": spec.spatial, "frames": spec.frames,
-                                    "sampling": "floor((i + 0.5) * L / N)", "fps": spec.fps})
+                                    "sampling": "floor((i + 0.5) * L / N)", "fps": spec.fps},
+                     recipe=make_recipe("clip-frames", spec))
     started = time.perf_counter()
     summary = {"written": 0, "skipped": 0, "failed": {}, "warnings": {}, "snippets": 0}
 

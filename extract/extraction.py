@@ -46,29 +46,58 @@ def as_sources(videos: Iterable[Any]) -> list:
     return sources
 
 
-def run(spec: ExtractSpec, videos: Iterable[Any], store: str | Path, *, progress: bool = True) -> dict[str, Any]:
+@dataclasses.dataclass
+class Prepared:
+    """An extractor built for a store (its model loaded): what :func:`run` needs before decoding."""
+
+    spec: ExtractSpec
+    store: Path
+    built: Any                  # extract.extractors.Extraction
+    device: Any
+
+    @property
+    def info(self):
+        from .recipe import make_recipe
+
+        return dataclasses.replace(self.built.info, grid=self.spec.grid(), num_shards=self.spec.shards,
+                                   recipe=make_recipe(self.extractor.name, self.spec))
+
+    @property
+    def extractor(self):
+        from .extractors import extractor_for
+
+        return extractor_for(self.spec)
+
+
+def prepare(spec: ExtractSpec, store: str | Path) -> Prepared:
+    """Load the extractor that ``spec`` configures (its type names it: ``I3DSpec`` is ``i3d``)."""
+    from .extractors import extractor_for
+
+    device = resolve_device(spec.device)
+    return Prepared(spec, Path(store), extractor_for(spec).build(spec, Path(store), device), device)
+
+
+def run(spec: ExtractSpec | Prepared, videos: Iterable[Any], store: str | Path | None = None, *,
+        progress: bool = True) -> dict[str, Any]:
     """Extract ``videos`` (paths or sources) into ``store`` with the extractor that ``spec``
-    configures (its type names it: ``I3DSpec`` runs ``i3d``), resuming a store already there.
-    Returns the summary: written, skipped, failed (with reasons), warnings, snippets, seconds."""
+    configures (or a :func:`prepare`-d one), resuming a store already there. Returns the summary:
+    written, skipped, failed (with reasons), warnings, snippets, seconds."""
     import torch
 
-    from .extractors import extractor_for
     from .runner import Plan, extract
     from .video.decode import DecodeSpec
 
-    extractor = extractor_for(spec)
+    prepared = spec if isinstance(spec, Prepared) else prepare(spec, store)
+    spec, built, device = prepared.spec, prepared.built, prepared.device
     sources = as_sources(videos)
     if not sources:
         raise ExtractError("no videos to extract")
-    device = resolve_device(spec.device)
-    built = extractor.build(spec, Path(store), device)
     grid = spec.grid()
-    info = dataclasses.replace(built.info, grid=grid, num_shards=spec.shards)
     autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec.dtype]
     decode = DecodeSpec(size=built.size, spatial=spec.spatial, fps=spec.decode_fps, decoder=spec.decoder,
                         strict=spec.strict)
     plan = Plan(built.streams, decode, window=grid["window"], stride=grid["stride"], tail=grid["tail"],
                 batch_size=spec.batch_size, device=device, autocast=autocast if device.type == "cuda" else None)
-    summary = extract(sources, built.store or Path(store), info, plan, workers=spec.workers,
+    summary = extract(sources, built.store or prepared.store, prepared.info, plan, workers=spec.workers,
                       retry_failed=spec.retry_failed, progress=progress)
     return built.after(summary) if built.after is not None else summary

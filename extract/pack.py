@@ -93,7 +93,9 @@ def pack_files(by_id: dict[str, Path], out: str | Path, spec: PackSpec, fps_of: 
         num_shards=spec.shards, compression=spec.compression, model={"name": spec.model, "sha256": None},
         preprocessing={"imported_from": spec.fmt, "key": spec.key, **spec.preprocessing},
         grid={"window": spec.window, "stride": spec.stride, "tail": spec.tail, "offset": spec.offset,
-              "fps": spec.grid_fps_note})
+              "fps": spec.grid_fps_note},
+        recipe={"extractor": "unknown", "source": f"feature set {spec.feature!r} imported by extract pack from "
+                                                  f"{spec.fmt} files; model {spec.model or 'not named'}"})
 
     def load_one(vid: str) -> tuple[str, Any]:
         try:

@@ -259,18 +259,21 @@ def test_plot_push_and_hf_checkpoint(planted, tmp_path, monkeypatch, capsys):
 
         def upload_file(self, path_or_fileobj, path_in_repo, repo_id):
             self.files[path_in_repo] = path_or_fileobj
+            return type("CommitInfo", (), {"oid": "c0ffee"})()
 
     api = FakeApi()
-    push_checkpoint(tmp_path / "run" / "best.pt", "me/tiny", api=api)
-    assert set(api.files) == {"best.pt", "config.yaml", "README.md"}
-    assert b"hf://me/tiny/best.pt" in api.files["README.md"]
+    assert push_checkpoint(tmp_path / "run" / "best.pt", "me/tiny", api=api) == "hf://me/tiny@c0ffee/best.pt"
+    assert set(api.files) == {"best.pt", "config.yaml", "recipe.yaml", "README.md"}
+    card = api.files["README.md"].read().decode()
+    assert "hf://me/tiny/best.pt" in card and "## Feature recipe" in card and "No validation result" in card
+    assert "Classes (3)" in card
 
-    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name: str(tmp_path / "run" / name))
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name, revision: str(tmp_path / "run" / name))
     assert resolve_checkpoint("hf://me/tiny/best.pt") == tmp_path / "run" / "best.pt"
-    with pytest.raises(CheckpointError, match="hf://ORG/REPO/FILE"):
-        resolve_checkpoint("hf://me/best.pt")
-    assert cli.main(["eval", "--checkpoint", "hf://me/best.pt"]) == 1
-    assert capsys.readouterr().err == "error: 'hf://me/best.pt' is not hf://ORG/REPO/FILE\n"
+    with pytest.raises(CheckpointError, match=r"hf://ORG/REPO\[@REVISION\]\[/FILE\]"):
+        resolve_checkpoint("hf://me")
+    assert cli.main(["eval", "--checkpoint", "hf://me/"]) == 1
+    assert capsys.readouterr().err == "error: 'hf://me/' is not hf://ORG/REPO[@REVISION][/FILE]\n"
 
 
 def test_a_folder_holding_a_run_is_refused_unless_resuming(planted, tmp_path):

@@ -64,6 +64,14 @@ class StreamSet:
         """The videos of the first store of the first stream."""
         return next(iter(self.stores.values()))[0].ids
 
+    def recipes(self) -> dict[str, list[dict[str, Any]]]:
+        """What made each store of each stream (``extract.recipe``), as a checkpoint records it."""
+        return {name: [{"store": str(s.path), "feature": s.info.feature, "recipe": s.info.recipe or
+                        {"extractor": "unknown", "source": "a store made before recipes were recorded"},
+                        "model": s.info.model, "grid": s.info.grid, "preprocessing": s.info.preprocessing,
+                        "dtype": s.info.dtype, "step_shape": s.info.step_shape} for s in group]
+                for name, group in self.stores.items()}
+
     def require(self, video_ids: list[str]) -> None:
         missing = [v for v in video_ids if any(v not in s for group in self.stores.values() for s in group)]
         if missing:

@@ -37,20 +37,24 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
 
 
 def resolve_checkpoint(spec: str) -> Path:
-    """A local path, or ``hf://ORG/REPO/FILE`` downloaded (and cached) through huggingface_hub."""
+    """A local path, or ``hf://ORG/REPO[@REVISION][/FILE]`` (``FILE`` default ``best.pt``)
+    downloaded through huggingface_hub: cached, so it works offline once fetched; pin a revision
+    (a commit, as ``detect push`` prints it) to get the same file every time."""
     if not spec.startswith("hf://"):
         path = Path(spec)
         if not path.is_file():
             raise CheckpointError(f"no checkpoint at {spec}")
         return path
-    parts = spec[len("hf://"):].split("/", 2)
-    if len(parts) != 3:
-        raise CheckpointError(f"{spec!r} is not hf://ORG/REPO/FILE")
+    parts = spec[len("hf://"):].split("/")
+    if len(parts) < 2 or not all(parts):
+        raise CheckpointError(f"{spec!r} is not hf://ORG/REPO[@REVISION][/FILE]")
+    repo, _, revision = parts[1].partition("@")
+    filename = "/".join(parts[2:]) or "best.pt"
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(hf_hub_download(f"{parts[0]}/{parts[1]}", parts[2]))
+        return Path(hf_hub_download(f"{parts[0]}/{repo}", filename, revision=revision or None))
     except LocalEntryNotFoundError:
         raise CheckpointError(f"{spec} is not in the local Hugging Face cache and the Hub cannot be reached") from None
     except HfHubHTTPError as exc:

@@ -148,6 +148,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     threads = configure_cpu_threads(loader_workers(cfg.data.num_workers), dev)
     run = prepare(cfg)
     task, metric = run.task, run.task.metric
+    recipe = run.task.streams.recipes()
     datasets = {name: run.dataset(name, training=name == "train") for name, ids in run.splits.items() if ids}
     model = build_model(cfg)
     if not (resume and (out / "last.pt").exists()) and hasattr(model, "load_pretrained"):
@@ -233,7 +234,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
             if val[metric] > best[metric]:
                 best = {**val, "epoch": epoch}
                 save_checkpoint(out / "best.pt", model=ema.module.state_dict(), config=to_dict(cfg), epoch=epoch,
-                                classes=task.classes, val=best)
+                                classes=task.classes, val=best, recipe=recipe)
         epochs_bar.set_postfix({k: f"{v:.3f}" for k, v in epoch_record.items()
                                 if k in ("final_loss", f"val_{metric}")})
         history.append(epoch_record)
@@ -243,7 +244,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
             save_checkpoint(out / "last.pt", model=model.state_dict(), ema=ema.module.state_dict(),
                             criterion=criterion.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), epoch=epoch, best=best, history=history, rng=rng,
-                            config=to_dict(cfg), classes=task.classes)
+                            config=to_dict(cfg), classes=task.classes, recipe=recipe)
     summary: dict[str, Any] = {"output": str(out), "task": task.name, "metric": metric,
                                "epochs": cfg.optim.epochs, "best_val": best}
     if last_epoch < cfg.optim.epochs - 1:
@@ -251,7 +252,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     elif rank == 0:
         if not (out / "best.pt").exists():  # no validation split: the final EMA weights are the model
             save_checkpoint(out / "best.pt", model=ema.module.state_dict(), config=to_dict(cfg), epoch=last_epoch,
-                            classes=task.classes, val=best)
+                            classes=task.classes, val=best, recipe=recipe)
         if "test" in datasets:
             final = build_model(cfg).to(dev)
             final.load_state_dict(load_checkpoint(out / "best.pt", map_location=dev)["model"])

@@ -99,7 +99,8 @@ def render_store(pose_store: str | Path, heatmap_store: str | Path, keypoint_sto
     recorded = {"pose_store": str(pose_store), "pose": pinfo.model, "render": asdict(spec),
                 "frame_size": list(frame_size), "cell": list(cell),
                 "units": "render.sigma, render.smooth_px and crop_box: pixels of the original frame"}
-    base = dict(num_shards=pinfo.num_shards, grid=pinfo.grid, model=pinfo.model, preprocessing=pinfo.preprocessing)
+    base = dict(num_shards=pinfo.num_shards, grid=pinfo.grid, model=pinfo.model, preprocessing=pinfo.preprocessing,
+                recipe=pinfo.recipe)
     maps_info = StoreInfo(feature=f"skeleton_heatmaps_{spec.output}", dtype="float16",
                           step_shape=[spec.size, spec.size], extra=recorded, **base)
     kp_info = StoreInfo(feature="skeleton_keypoints", dtype="float32", step_shape=[keypoints, 3],

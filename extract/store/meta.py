@@ -48,6 +48,7 @@ class StoreInfo:
     grid: dict[str, Any] = field(default_factory=dict)
     step_shape: list[int] | None = None   # every array is (T, *step_shape); None: not fixed up front
     extra: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)   # how to make these features again (extract.recipe)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
     store_id: str = ""
