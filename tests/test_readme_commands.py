@@ -29,6 +29,9 @@ NOT_RUN = {  # line start -> why
     "pip install": "installs packages (CI installs as the README's first command says)",
     "python -m detect demo --task": "run by test_readme.py after the main job's demo, reusing its videos and features",
     "torchrun --nnodes 2": "needs a second machine",
+    "python -m detect video --checkpoint runs/demo": "run by test_readme.py on the main job's checkpoint",
+    "python -m detect analyze --annotations runs/demo": "run by test_readme.py on the main job's predictions",
+    "python -m detect report runs/demo": "run by test_readme.py on the main job's run",
 }
 
 
