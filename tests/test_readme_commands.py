@@ -91,9 +91,11 @@ def test_every_readme_command_runs(tmp_path, monkeypatch):
     assert scope["grid"].index_to_seconds(10) == 1.6 and scope["grid"].seconds_to_index(12.0) == 88.0
 
 
-def test_only_installs_multi_node_lines_and_the_task_demos_are_skipped():
+def test_only_installs_multi_node_lines_and_the_demo_follow_ups_are_skipped():
     skipped = [c for c in readme_commands() if adapted(c, set()) is None]
     assert [c.split()[:5] for c in skipped if c.startswith("python -m detect demo")] == [
         ["python", "-m", "detect", "demo", "--task"]] * 2  # run by test_readme.py
-    rest = [c for c in skipped if not c.startswith("python -m detect demo")]
+    after = [c.split()[3] for c in skipped if "runs/demo" in c and not c.startswith("python -m detect demo")]
+    assert after == ["video", "analyze", "report"]      # run by test_readme.py on the main job's outputs
+    rest = [c for c in skipped if "runs/demo" not in c and not c.startswith("python -m detect demo")]
     assert len(rest) == 2 and rest[0].startswith("pip install") and "--nnodes 2" in rest[1]
