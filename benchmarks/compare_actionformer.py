@@ -17,9 +17,10 @@ in seconds on the host: forward, then decoding + Soft-NMS + conversion (ms per v
 output segments per video). Our forward runs as ``predict`` runs it, replayed from CUDA graphs
 per length bucket (:mod:`detect.ops.graphed_forward`); its detections are first compared with the
 plain forward's on 8 videos. Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps),
-loss, backward, clipping and an AdamW step: iterations/s and peak memory as if the contestant ran
-alone (its weights, gradients and optimizer state plus the peak its steps allocate above what was
-resident). Each contestant warms up for ``--warmup-s`` seconds first (GPU clocks settle); then
+loss, backward, clipping, an AdamW step and the EMA update, each side as its own trainer does a
+step: iterations/s, peak memory as if the contestant ran alone (its weights, gradients, optimizer
+state and EMA copy plus the peak its steps allocate above what was resident), and how many times
+one step makes the host wait for the GPU (CUDA's sync debug mode). Each contestant warms up for ``--warmup-s`` seconds first (GPU clocks settle); then
 ``--reps`` rounds run the contestants interleaved (A B C A B C ...). Medians (min-max) over
 rounds; ratios are ours / official within each round. A model listed on several backends
 (``name@backend``) also gets its training ratio to the first of them.
@@ -39,8 +40,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from segment_bench import (FPS, STRIDE, WINDOW, footprint, make_model, segment_step_fn, spread,  # noqa: E402
-                           thumos_train_batch, timed_detections, timed_steps)
+from segment_bench import (FPS, STRIDE, WINDOW, footprint, host_syncs, make_model, segment_step_fn,  # noqa: E402
+                           spread, thumos_train_batch, timed_detections, timed_steps)
 
 from detect.config import apply_overrides  # noqa: E402
 from detect.errors import DetectError  # noqa: E402
@@ -65,7 +66,11 @@ def build_official(root: Path, device: str = "cuda"):
 
 
 def official_step_fn(model, feats, mask, segments, labels, amp):
+    """A step as the official ``train_one_epoch`` takes it: loss, backward, clipping, AdamW, its EMA."""
+    from libs.utils import ModelEma
+
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ema = ModelEma(model, 0.999)
     lengths = mask.sum(1).tolist()
     videos = [{"feats": feats[i, :, :n], "segments": segments[i], "labels": labels[i]} for i, n in enumerate(lengths)]
 
@@ -76,7 +81,9 @@ def official_step_fn(model, feats, mask, segments, labels, amp):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    step.footprint = lambda: footprint(model, opt)
+        ema.update(model)
+    step.footprint = lambda: footprint(model, opt) + sum(t.numel() * t.element_size()
+                                                         for t in ema.module.state_dict().values())
     return step
 
 
@@ -198,17 +205,19 @@ def main() -> None:
                 except Exception as err:  # the official code may not support this precision: say so, go on
                     failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
             rounds = {name: [] for name in steps if name not in failed}
+            syncs = {name: host_syncs(steps[name]) for name in rounds}
             for _ in range(args.reps):
                 for name in rounds:
                     rounds[name].append(timed_steps(steps[name], args.iters))
             print(f"\ntraining, {precision}: batch 2 x 2048 x 2304, median (min-max) of {args.reps} rounds")
-            print(f"{'contestant':<26}{'it/s':>20}{'vs official':>20}{'peak GiB':>20}{'vs official':>20}")
+            print(f"{'contestant':<26}{'it/s':>20}{'vs official':>20}{'peak GiB':>20}{'vs official':>20}"
+                  f"{'host syncs/step':>17}")
             base = rounds.get("official ActionFormer")
             for name, r in rounds.items():
                 its, mem = [x[0] for x in r], [x[1] for x in r]
                 vs = spread([a / b[0] for a, b in zip(its, base)]) if base else "-"
                 vs_mem = spread([a / b[1] for a, b in zip(mem, base)]) if base else "-"
-                print(f"{name:<26}{spread(its):>20}{vs:>20}{spread(mem):>20}{vs_mem:>20}")
+                print(f"{name:<26}{spread(its):>20}{vs:>20}{spread(mem):>20}{vs_mem:>20}{syncs[name]:>17}")
             firsts = {}  # a model on several backends or options: ratios to its first entry
             for name in rounds:
                 firsts.setdefault(re.split("[@:]", name)[0], name)

@@ -1,8 +1,9 @@
 """Shared pieces of the segment-detector benchmarks: THUMOS14-shaped models and batches, a
 training step, and a video's detections as ``predict`` makes them, timed.
 
-Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps), loss, backward, clipping and an
-AdamW step. Inference: one video of features on the GPU, padded to the largest stride, forward
+Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps), loss, backward, clipping, an
+AdamW step and the EMA update, as ``detect train`` does a step (its parameter groups, fused AdamW
+on CUDA, :class:`detect.engine.ema.ModelEma`). Inference: one video of features on the GPU, padded to the largest stride, forward
 (the model itself or :class:`detect.ops.graphed_forward.GraphedForward`), then decoding, Soft-NMS
 and conversion to seconds on the host.
 """
@@ -47,16 +48,19 @@ def spread(values: list[float]) -> str:
 
 def footprint(model, opt) -> int:
     """Bytes the contestant keeps between steps: parameters, gradients and optimizer state."""
-    tensors = [*model.parameters(), *(p.grad for p in model.parameters() if p.grad is not None),
-               *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return _bytes([*model.parameters(), *(p.grad for p in model.parameters() if p.grad is not None),
+                   *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))])
 
 
 def segment_step_fn(model, feats, mask, segments, labels, amp):
-    """A training step of ``model`` on this batch (AdamW, lr 1e-4); ``step.footprint()`` gives its
-    resident bytes."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    """A training step of ``model`` on this batch as the trainer takes it (lr 1e-4);
+    ``step.footprint()`` gives its resident bytes (the EMA copy included)."""
+    from detect.engine.ema import ModelEma
+    from detect.engine.optim import param_groups
+
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=feats.device.type == "cuda")
     criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(feats.device)
+    ema = ModelEma(model, 0.999)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -65,8 +69,27 @@ def segment_step_fn(model, feats, mask, segments, labels, amp):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    step.footprint = lambda: footprint(model, opt)
+        ema.update(model)
+    step.footprint = lambda: footprint(model, opt) + _bytes(ema.module.state_dict().values())
     return step
+
+
+def host_syncs(step) -> int:
+    """How many times one step makes the host wait for the GPU (CUDA's sync debug mode)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def timed_steps(step, iters: int) -> tuple[float, float]:

@@ -51,8 +51,11 @@ class DenseConfig:
 
 
 def masked_bce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean BCE over the valid steps of ``logits``/``target (B, T, K)``, ``mask (B, T)``."""
-    return F.binary_cross_entropy_with_logits(logits[mask].float(), target[mask])
+    """Mean BCE over the valid steps of ``logits``/``target (B, T, K)``, ``mask (B, T)``; by a
+    masked sum rather than boolean indexing, which would wait for the GPU to count the steps."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)   # bf16 logits are scored in float32
+    loss = F.binary_cross_entropy_with_logits(logits.to(dtype), target.to(dtype), reduction="none")
+    return torch.where(mask[..., None], loss, 0.0).sum() / (mask.sum() * logits.shape[-1]).clamp(min=1)
 
 
 class DenseLoss(nn.Module):

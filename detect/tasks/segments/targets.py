@@ -37,9 +37,9 @@ def assign_targets(points: torch.Tensor, segments: torch.Tensor, labels: torch.T
     shortest, best = lengths.min(dim=1)                                  # (P,)
     positive = torch.isfinite(shortest)
     chosen = ok & (lengths <= shortest[:, None] + 1e-3)
-    cls = torch.zeros(n_points, num_classes, device=points.device)
-    rows, cols = torch.nonzero(chosen, as_tuple=True)
-    cls[rows, labels[cols]] = 1.0
+    # multi-hot by a product with the labels' one-hot rows: no nonzero(), so no host sync
+    one_hot = torch.nn.functional.one_hot(labels.long(), num_classes).to(points.dtype)   # (M, K)
+    cls = (chosen.to(points.dtype) @ one_hot).clamp(max=1.0)
     idx = torch.arange(n_points, device=points.device)
     reg = torch.stack([left[idx, best], right[idx, best]], dim=1) / stride
     reg = reg * positive[:, None]

@@ -57,10 +57,10 @@ class SegmentLoss(nn.Module):
             self.loss_normalizer.mul_(0.9).add_(0.1 * num_pos.clamp(min=1).float())
         losses: dict[str, torch.Tensor] = {}
         for tower, part in enumerate(out.towers or [out]):
-            cls_loss, reg_loss = self._terms(part, gt_cls, gt_reg, valid, positive, num_pos)
+            cls_loss, reg_loss = self._terms(part, gt_cls, gt_reg, valid, positive)
             weight = self.settings.loss_weight
             if weight <= 0:
-                weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
+                weight = cls_loss.detach() / reg_loss.detach().clamp(min=0.01)
             terms = {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": cls_loss + weight * reg_loss}
             if out.towers:
                 losses.update({f"tower{tower}_{k}": v for k, v in terms.items()})
@@ -68,14 +68,13 @@ class SegmentLoss(nn.Module):
                 losses[k] = losses.get(k, 0) + v
         return losses
 
-    def _terms(self, out: DetectorOutput, gt_cls, gt_reg, valid, positive, num_pos):
+    def _terms(self, out: DetectorOutput, gt_cls, gt_reg, valid, positive):
         logits = torch.cat(out.cls_logits, dim=1).float()
         offsets = torch.cat(out.offsets, dim=1).float()
         eps = self.settings.label_smoothing
-        target = gt_cls[valid] * (1 - eps) + eps / (self.num_classes + 1)
-        cls_loss = sigmoid_focal_loss(logits[valid], target) / self.loss_normalizer
-        reg_loss = (diou_loss_1d(offsets[positive], gt_reg[positive]) / self.loss_normalizer
-                    if num_pos > 0 else offsets.sum() * 0)
+        target = gt_cls * (1 - eps) + eps / (self.num_classes + 1)
+        cls_loss = sigmoid_focal_loss(logits, target, where=valid[..., None]) / self.loss_normalizer
+        reg_loss = diou_loss_1d(offsets, gt_reg, where=positive) / self.loss_normalizer
         return cls_loss, reg_loss
 
 
