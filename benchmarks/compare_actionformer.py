@@ -10,6 +10,8 @@ Soft-NMS is compiled from that checkout into a temporary folder. Nothing of it i
         --models actionmamba-dbm@cuda,actionmamba-dbm@triton      # one model on two backends
     python benchmarks/compare_actionformer.py --actionformer-root AF --skip infer \
         --models actionmamba-dbm,actionmamba-dbm:recompute=false   # a backbone option changed
+    python benchmarks/compare_actionformer.py --actionformer-root AF --skip infer \
+        --models actionmamba-dbm,actionmamba-dbm+graph             # the step replayed from a CUDA graph
 
 Inference: the same random features of ``--videos`` THUMOS-like lengths (300..6000 steps, batch
 1, as ActionFormer evaluates) through each contestant, from the features on the GPU to segments
@@ -143,7 +145,7 @@ def main() -> None:
     torch.manual_seed(0)
     ours = {}
     for entry in args.models.split(","):  # ours first: a typo fails before the official build
-        name, *options = entry.split(":")
+        name, *options = entry.removesuffix("+graph").split(":")
         name, _, backend = name.partition("@")
         try:
             ours[f"ours {entry}"] = make_model(name, backend or args.backend, "cpu", **apply_overrides({}, options))
@@ -194,8 +196,10 @@ def main() -> None:
         if "train" not in args.skip:
             videos.clear()
             torch.cuda.empty_cache()
-            steps = {name: (official_step_fn if name.startswith("official") else segment_step_fn)(
-                model.train(), feats, mask, segments, labels, amp) for name, model in contestants.items()}
+            steps = {name: official_step_fn(model.train(), feats, mask, segments, labels, amp)
+                     if name.startswith("official") else segment_step_fn(model.train(), feats, mask, segments, labels,
+                                                                         amp, graph=name.endswith("+graph"))
+                     for name, model in contestants.items()}
             failed = {}
             for name, step in steps.items():
                 try:
@@ -220,9 +224,9 @@ def main() -> None:
                 print(f"{name:<26}{spread(its):>20}{vs:>20}{spread(mem):>20}{vs_mem:>20}{syncs[name]:>17}")
             firsts = {}  # a model on several backends or options: ratios to its first entry
             for name in rounds:
-                firsts.setdefault(re.split("[@:]", name)[0], name)
+                firsts.setdefault(re.split("[@:+]", name)[0], name)
             for name, r in rounds.items():
-                first = firsts[re.split("[@:]", name)[0]]
+                first = firsts[re.split("[@:+]", name)[0]]
                 if first != name:
                     print(f"{name:<26} vs {first}: it/s {spread([a[0] / b[0] for a, b in zip(r, rounds[first])])}, "
                           f"memory {spread([a[1] / b[1] for a, b in zip(r, rounds[first])])}")

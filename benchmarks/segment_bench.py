@@ -52,15 +52,25 @@ def footprint(model, opt) -> int:
                    *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))])
 
 
-def segment_step_fn(model, feats, mask, segments, labels, amp):
-    """A training step of ``model`` on this batch as the trainer takes it (lr 1e-4);
+def segment_step_fn(model, feats, mask, segments, labels, amp, graph: bool = False):
+    """A training step of ``model`` on this batch as the trainer takes it (lr 1e-4), or with
+    ``graph`` as it takes it with ``optim.cuda_graph`` (replayed from one CUDA graph);
     ``step.footprint()`` gives its resident bytes (the EMA copy included)."""
     from detect.engine.ema import ModelEma
+    from detect.engine.graphed_step import GraphedStep, graph_ready_optimizer
     from detect.engine.optim import param_groups
 
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=feats.device.type == "cuda")
     criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(feats.device)
     ema = ModelEma(model, 0.999)
+    if graph:
+        graph_ready_optimizer(opt, feats.device)
+        graphed = GraphedStep(model, criterion, opt, ema, 1.0, amp)
+
+        def step():
+            graphed.step({"features": feats, "mask": mask}, {"segments": segments, "labels": labels})
+        step.footprint = lambda: footprint(model, opt) + _bytes(ema.module.state_dict().values())
+        return step
 
     def step():
         opt.zero_grad(set_to_none=True)

@@ -61,6 +61,7 @@ def read_recipe_files(values: list[str] | None) -> dict[str, dict[str, Any]]:
 def _prepare_stores(recipes: dict[str, list[dict[str, Any]]], given: dict[str, dict[str, Any]], root: Path,
                     device: str | None) -> dict[str, list[tuple[str, Any, Path]]]:
     """Every store's extractor built (weights loaded and compared) before any decoding."""
+    from extract.clip_frames import ClipFramesSpec
     from extract.extraction import prepare
 
     unknown = sorted(set(given) - set(recipes))
@@ -70,7 +71,8 @@ def _prepare_stores(recipes: dict[str, list[dict[str, Any]]], given: dict[str, d
     for stream, entries in recipes.items():
         for k, entry in enumerate(entries):
             where = f"stream {stream!r} (training store {entry['store']})"
-            name, spec = spec_from_recipe(given.get(stream) or entry["recipe"], where, device=device or "auto",
+            name, spec = spec_from_recipe(given.get(stream) or entry["recipe"], where, {"clip-frames": ClipFramesSpec},
+                                          device=device or "auto",
                                           workers=min(4, os.cpu_count() or 1))
             store = root / (stream if len(entries) == 1 else f"{stream}_{k}")
             if name == "clip-frames":

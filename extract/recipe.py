@@ -36,9 +36,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def spec_from_recipe(recipe: dict[str, Any], where: str, **operational: Any) -> tuple[str, Any]:
-    """``(extractor name, spec)`` rebuilt from a recipe, with ``operational`` settings on top."""
-    from .clip_frames import ClipFramesSpec
+def spec_from_recipe(recipe: dict[str, Any], where: str, others: dict[str, type] | None = None,
+                     **operational: Any) -> tuple[str, Any]:
+    """``(extractor name, spec)`` rebuilt from a recipe, with ``operational`` settings on top;
+    ``others`` names spec classes of writers that are not registered extractors (``clip-frames``)."""
     from .extractors import EXTRACTORS
     from .registry import RegistryError
 
@@ -48,8 +49,8 @@ def spec_from_recipe(recipe: dict[str, Any], where: str, **operational: Any) -> 
         raise RecipeError(f"{where}: the extractor that made these features is unknown ({source}); pass "
                           f"--recipe STREAM=FILE.yaml with 'extractor' and its 'options', or extract the new videos "
                           f"yourself and run `detect infer --store`")
-    if name == "clip-frames":
-        spec_cls = ClipFramesSpec
+    if name in (others or {}):
+        spec_cls = others[name]
     else:
         try:
             spec_cls = EXTRACTORS.get(name).spec

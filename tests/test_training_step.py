@@ -96,3 +96,40 @@ def test_ema_multi_tensor_update_is_bit_identical_to_the_per_tensor_one():
     for k, v in ema.module.state_dict().items():
         assert torch.equal(v, reference[k]), k
     assert ema.module.state_dict()["1.num_batches_tracked"] == 4
+
+
+def test_a_captured_step_puts_back_what_its_warm_up_steps_changed():
+    """The graph's warm-up steps update weights, moments, EMA and the loss normaliser; all of it
+    goes back in place (the graph holds those tensors), fresh AdamW state to zero. The capture
+    itself needs a GPU (benchmarks/graphed_step_check.py compares graphed and eager steps there)."""
+    from detect.engine.ema import ModelEma
+    from detect.engine.graphed_step import GraphedStep, keep_lr_tensors
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    criterion = torch.nn.Module()
+    criterion.register_buffer("loss_normalizer", torch.tensor(100.0))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ema = ModelEma(model, 0.9)
+    step = GraphedStep(model, criterion, opt, ema, 1.0, amp=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = step._snapshot()
+    held = [model.weight, ema.module.weight, criterion.loss_normalizer]
+    for _ in range(3):                                   # what warm-up steps do
+        opt.zero_grad()
+        model(torch.randn(5, 4)).square().sum().backward()
+        opt.step()
+        ema.update(model)
+        criterion.loss_normalizer.mul_(0.9).add_(1.0)
+    step._restore(saved)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert torch.equal(ema.module.weight, before["weight"]) and criterion.loss_normalizer.item() == 100.0
+    assert held[0] is model.weight and held[1] is ema.module.weight and held[2] is criterion.loss_normalizer
+    state = opt.state[model.weight]
+    assert float(state["step"]) == 0 and not state["exp_avg"].any() and not state["exp_avg_sq"].any()
+    assert not model.weight.grad.any()
+
+    lr = torch.tensor(1e-2)
+    opt.param_groups[0]["lr"] = 0.5                      # an older scheduler assigns a float
+    keep_lr_tensors(opt, [lr])
+    assert opt.param_groups[0]["lr"] is lr and lr.item() == 0.5

@@ -30,6 +30,7 @@ from ..tasks.base import move_inputs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import close_distributed, configure_cpu_threads, init_distributed
 from .ema import ModelEma
+from .graphed_step import GraphedStep, can_graph, graph_ready_optimizer, keep_lr_tensors
 from .optim import param_groups, warmup_cosine
 from .run import build_model, default_device, evaluate_split, length_multiple, prepare, use_amp
 
@@ -183,6 +184,11 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
         if dev.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), dev)
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+    graphed = None
+    if can_graph(cfg, dev, world, criterion):
+        graph_ready_optimizer(optimizer, dev)
+        lr_tensors = [group["lr"] for group in optimizer.param_groups]
+        graphed = GraphedStep(model, criterion, optimizer, ema, cfg.optim.clip_grad, use_amp(cfg, dev))
     ddp = torch.nn.parallel.DistributedDataParallel(model, [dev] if dev.type == "cuda" else None) if world > 1 else model
     log = _Log(out, rank == 0)
     if threads:
@@ -209,22 +215,28 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
         batches = iter(loader)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", disable=show, leave=False)
         for _ in bar:
-            optimizer.zero_grad(set_to_none=True)
-            for micro in range(cfg.optim.accumulate):
+            if graphed is not None:
                 batch = next(batches)
-                sync = micro == cfg.optim.accumulate - 1 or world == 1
-                context = contextlib.nullcontext() if sync else ddp.no_sync()
-                with context, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    losses = criterion(ddp(**move_inputs(batch, dev)), batch)
-                (losses["final_loss"] / cfg.optim.accumulate).backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad) \
-                if cfg.optim.clip_grad > 0 else torch.tensor(0.0)
-            optimizer.step()
-            scheduler.step()
-            ema.update(model)
+                losses, grad_norm = graphed.step(move_inputs(batch, dev), batch)
+                scheduler.step()
+                keep_lr_tensors(optimizer, lr_tensors)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                for micro in range(cfg.optim.accumulate):
+                    batch = next(batches)
+                    sync = micro == cfg.optim.accumulate - 1 or world == 1
+                    context = contextlib.nullcontext() if sync else ddp.no_sync()
+                    with context, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                        losses = criterion(ddp(**move_inputs(batch, dev)), batch)
+                    (losses["final_loss"] / cfg.optim.accumulate).backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad) \
+                    if cfg.optim.clip_grad > 0 else torch.tensor(0.0)
+                optimizer.step()
+                scheduler.step()
+                ema.update(model)
             step += 1
             if rank == 0 and step % cfg.log_every == 0:
-                record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+                record = {"step": step, "epoch": epoch, "lr": float(scheduler.get_last_lr()[0]),
                           "grad_norm": float(grad_norm), **{k: float(v.detach()) for k, v in losses.items()}}
                 log.write(record, step)
                 bar.set_postfix(loss=f"{record['final_loss']:.3f}")

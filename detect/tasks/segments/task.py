@@ -41,15 +41,20 @@ class SegmentLoss(nn.Module):
         self.settings, self.num_classes = settings, num_classes
         self.register_buffer("loss_normalizer", torch.tensor(float(settings.init_loss_norm)))
 
-    def forward(self, out: DetectorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The loss of ``out``, or with ``out.towers`` the sum of the towers' losses (one
-        positive-count normaliser: the towers share points and targets)."""
-        device = out.masks[0].device
-        points = torch.cat(out.points)
+    def assign(self, points: torch.Tensor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The batch's targets on ``points``: ``gt_cls (B, P, K)``, ``gt_reg (B, P, 2)``. Their
+        shapes do not depend on how many segments a video has, so a captured step can take them."""
+        device = points.device
         targets = [assign_targets(points, s.to(device), l.to(device), self.num_classes,
                                   self.settings.center_sample_radius) for s, l in zip(batch["segments"], batch["labels"])]
-        gt_cls = torch.stack([t[0] for t in targets])                       # (B, P, K)
-        gt_reg = torch.stack([t[1] for t in targets])                       # (B, P, 2)
+        return {"gt_cls": torch.stack([t[0] for t in targets]), "gt_reg": torch.stack([t[1] for t in targets])}
+
+    def forward(self, out: DetectorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss of ``out``, or with ``out.towers`` the sum of the towers' losses (one
+        positive-count normaliser: the towers share points and targets). ``batch`` holds the
+        segments and labels, or their targets already assigned (:meth:`assign`)."""
+        assigned = batch if "gt_cls" in batch else self.assign(torch.cat(out.points), batch)
+        gt_cls, gt_reg = assigned["gt_cls"], assigned["gt_reg"]
         valid = torch.cat(out.masks, dim=1)
         positive = valid & (gt_cls.sum(-1) > 0)
         num_pos = positive.sum()
