@@ -1,0 +1,42 @@
+"""``optim.cuda_graph`` through ``detect train`` on a GPU: the graphed run learns what the eager
+run learns, logs, checkpoints and resumes. Skipped without CUDA (CI has none); the GPU machine
+runs it (``pytest tests/test_gpu_graphed_training.py``)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from detect.config import load_config
+from detect.engine import train
+from planted import make_planted, tiny_config
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+
+
+def _run(store, ann, out, graph: bool, **kw):
+    cfg = tiny_config(store, ann, out, epochs=6, optim__cuda_graph=graph, optim__amp="none", **kw)
+    cfg["model"]["backbone"]["drop_path"] = 0.0
+    return train(load_config(None, base=cfg), progress=False, device="cuda")
+
+
+def test_graphed_training_matches_eager_and_resumes(tmp_path):
+    store, ann = make_planted(tmp_path)
+    eager = _run(store, ann, tmp_path / "eager", False)
+    graphed = _run(store, ann, tmp_path / "graphed", True)
+    assert graphed["test"]["average_mAP"] == pytest.approx(eager["test"]["average_mAP"], abs=0.02)
+    losses = [[json.loads(line)["final_loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()
+               if '"lr"' in line] for name in ("eager", "graphed")]
+    assert losses[0] and losses[1] == pytest.approx(losses[0], rel=1e-3)
+    a = torch.load(tmp_path / "eager" / "best.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "graphed" / "best.pt", weights_only=True)["model"]
+    num = sum(float((a[k].double() - b[k].double()).norm() ** 2) for k in a if a[k].is_floating_point())
+    den = sum(float(a[k].double().norm() ** 2) for k in a if a[k].is_floating_point())
+    assert (num / den) ** 0.5 < 1e-3
+
+    cfg = tiny_config(store, ann, tmp_path / "resumed", epochs=6, optim__cuda_graph=True, optim__amp="none")
+    cfg["model"]["backbone"]["drop_path"] = 0.0
+    train(load_config(None, base=cfg), progress=False, device="cuda", stop_after_epoch=2)
+    resumed = train(load_config(None, base=cfg), progress=False, device="cuda", resume=True)
+    assert resumed["test"]["average_mAP"] == pytest.approx(graphed["test"]["average_mAP"], abs=0.02)
