@@ -187,3 +187,30 @@ def test_evaluate_names_an_option_of_another_task_and_an_unknown_task(tmp_path):
         score_file(ann, dets, "test", task="counting")
     name, result = score_file(ann, dets, "test", settings={"tiou": [0.5]})
     assert name == "segments" and list(result["mAP"]) == ["0.5"]
+
+
+def test_inference_batches_group_videos_of_similar_length_with_the_same_outputs(planted, tmp_path):
+    """Sorted by length, batches pad little; the predictions equal those of one video per batch."""
+    import torch
+
+    from detect.engine import prepare
+    from detect.engine.run import build_model, predict_videos
+
+    store, ann = planted
+    cfg = load_config(None, base=task_config(store, ann, tmp_path / "run", "frame-conv", dim=32))
+    run = prepare(cfg)
+    ids = run.video_ids("test")
+    dataset = run.task.dataset(ids, training=False)
+    lengths = [dataset.steps(i) for i in range(len(ids))]
+    assert lengths == [dataset.read(i).length for i in range(len(ids))] and len(set(lengths)) > 2
+    batches = [[item.video_id for item in b["items"]] for b in run.task.loader(dataset, 3, training=False)]
+    ordered = [lengths[ids.index(v)] for b in batches for v in b]
+    assert ordered == sorted(lengths)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    cfg.eval.batch_size = 3
+    grouped = predict_videos(model, run, ids, torch.device("cpu"))
+    cfg.eval.batch_size = 1
+    alone = predict_videos(model, run, ids, torch.device("cpu"))
+    for vid in ids:
+        np.testing.assert_allclose(grouped[vid]["scores"], alone[vid]["scores"], rtol=0, atol=1e-6)

@@ -181,6 +181,10 @@ class StreamDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.video_ids)
 
+    def steps(self, index: int) -> int:
+        """Video ``index``'s length on its grid, from the stores' metadata (no array is read)."""
+        return next(iter(self.streams.stores.values()))[0].grid(self.video_ids[index]).num_snippets
+
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.epoch, index))
 

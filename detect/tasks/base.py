@@ -108,9 +108,13 @@ class Task:
     def loader(self, dataset: StreamDataset, batch_size: int, *, training: bool, multiple: int = 1, epoch: int = 0,
                sampler: Any = None) -> torch.utils.data.DataLoader:
         """Batches of ``dataset``; training ones padded to ``data.max_seq_len``, shuffled by a
-        generator seeded per epoch (reproducible and resumable)."""
+        generator seeded per epoch (reproducible and resumable); inference ones of videos of
+        similar length (sorted by length), so a batch pads little (outputs do not depend on the
+        batch: padding is exact)."""
         generator = torch.Generator().manual_seed(self.cfg.seed * 1000003 + epoch) if training else None
         pad_to = self.cfg.data.max_seq_len if training else None
+        if not training and sampler is None and batch_size > 1 and hasattr(dataset, "steps"):
+            sampler = sorted(range(len(dataset)), key=dataset.steps)
         return torch.utils.data.DataLoader(
             dataset, batch_size=batch_size, shuffle=training and sampler is None, sampler=sampler,
             generator=generator, num_workers=loader_workers(self.cfg.data.num_workers), drop_last=training,
