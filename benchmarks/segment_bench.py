@@ -67,9 +67,19 @@ def segment_step_fn(model, feats, mask, segments, labels, amp, graph: bool = Fal
         graph_ready_optimizer(opt, feats.device)
         graphed = GraphedStep(model, criterion, opt, ema, 1.0, amp)
 
+        captured = {}
+
         def step():
+            if graphed.graph is None:  # what the capture keeps: gradients, AdamW state, buffers, the graph's pool
+                torch.cuda.synchronize()
+                before = torch.cuda.memory_allocated()
+                graphed.step({"features": feats, "mask": mask}, {"segments": segments, "labels": labels})
+                torch.cuda.synchronize()
+                captured["bytes"] = torch.cuda.memory_allocated() - before
+                return
             graphed.step({"features": feats, "mask": mask}, {"segments": segments, "labels": labels})
-        step.footprint = lambda: footprint(model, opt) + _bytes(ema.module.state_dict().values())
+        step.footprint = lambda: (_bytes(model.parameters()) + _bytes(ema.module.state_dict().values())
+                                  + captured.get("bytes", 0))
         return step
 
     def step():
