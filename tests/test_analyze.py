@@ -75,3 +75,16 @@ def test_clip_confusions():
     assert result["per_class_accuracy"] == {"x": 0.75, "y": 0.0, "z": None}
     assert result["top_confusions"][0] == {"true": "y", "predicted": "z", "clips": 2}
     assert len(result["top_confusions"]) == 2
+
+
+def test_a_preset_for_dense_predictions_is_one_line(tmp_path, capsys):
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"classes": ["a", "b"], "database": {"v": {"subset": "test", "duration": 4.0,
+                                                                     "annotations": [{"label": "a", "segment": [0, 2]}]}}}))
+    preds = tmp_path / "p_frames.npz"
+    np.savez(preds, classes=np.array(["a", "b"]), **{"v/scores": np.random.rand(4, 2), "v/times": np.arange(4) + 0.5})
+    code = main(["analyze", "--annotations", str(gt), "--predictions", str(preds), "--preset", "thumos14",
+                 "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "DETAD's bins are for segment detections" in err, err
+    assert not (tmp_path / "o").exists()

@@ -16,6 +16,7 @@ from extract.annotations import AnnotationSet, load_annotations
 from extract.atomic import write_text_atomically
 
 from ..engine.score import score_file
+from ..errors import ConfigError
 from ..tasks import get_task
 from . import plots
 from .characteristics import PRESETS, THUMOS14
@@ -30,6 +31,8 @@ def analyze(annotations: str | Path, predictions: str | Path, split: str, out: s
     ``out/analysis.json`` and the figures, and returns the JSON with ``figures`` listed."""
     task, standard = score_file(annotations, predictions, split, task=task, dataset=dataset,
                                 settings={"tiou": tiou} if tiou else None)
+    if preset and task != "segments":
+        raise ConfigError(f"--preset: DETAD's bins are for segment detections; {predictions} holds {task!r} predictions")
     gt = load_annotations(annotations)
     found, classes = get_task(task).read_predictions(Path(predictions))
     out = Path(out)

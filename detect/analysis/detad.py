@@ -77,6 +77,10 @@ class Diagnosis:
         self.n_classes = len(gt.classes)
         self.npos = np.bincount(gt.label, minlength=self.n_classes)
         self.n = len(gt.label) / self.n_classes
+        rows: dict[str, list[int]] = {}
+        for r, vid in enumerate(gt.video):
+            rows.setdefault(vid, []).append(r)
+        self.rows_of = {vid: np.array(r) for vid, r in rows.items()}   # ground-truth rows of each video
         # per class: prediction indices by rank, and the ground truth (row) each rank matched
         self.ranked: list[np.ndarray] = []
         self.matched: list[np.ndarray] = []
@@ -129,23 +133,14 @@ class Diagnosis:
         video (any label); tIoU -1 where the video has none."""
         top_iou = np.full(len(preds), -1.0)
         top_label = np.full(len(preds), -1, dtype=np.int64)
-        rows_of = self._rows_by_video()
         for k, i in enumerate(preds):
-            rows = rows_of.get(self.dets.video[i])
+            rows = self.rows_of.get(self.dets.video[i])
             if rows is None:
                 continue
             ious = _tiou(self.dets.segment[i], self.gt.segment[rows])
             j = int(np.argmax(ious))
             top_iou[k], top_label[k] = ious[j], self.gt.label[rows[j]]
         return top_iou, top_label
-
-    def _rows_by_video(self) -> dict[str, np.ndarray]:
-        if not hasattr(self, "_rows"):
-            rows: dict[str, list[int]] = {}
-            for r, vid in enumerate(self.gt.video):
-                rows.setdefault(vid, []).append(r)
-            self._rows = {vid: np.array(r) for vid, r in rows.items()}
-        return self._rows
 
     def false_positive_profile(self, types: list[np.ndarray]) -> list[dict[str, float | None]]:
         """Per band ``k = 1..10``: the fraction of each error type among the predictions of

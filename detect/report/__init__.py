@@ -81,6 +81,10 @@ def _metrics_section(summary: dict[str, Any]) -> str:
 def _prediction_sections(summary, annotations_path: Path, predictions: Path, split: str, scratch: Path, videos,
                          video_ids, per_end) -> list[tuple[str, str, str]]:
     from ..analysis import analyze
+    from ..tasks import get_task
+
+    if video_ids and summary["task"] != "segments":
+        raise DataError(f"--video: timelines are drawn for segment runs; this run's task is {summary['task']!r}")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -98,8 +102,7 @@ def _prediction_sections(summary, annotations_path: Path, predictions: Path, spl
             for name, caption in ((f, names[Path(f).stem]) for f in result["figures"] if f.endswith(".svg"))]
     if summary["task"] == "segments":
         gt = load_annotations(annotations_path)
-        results = json.loads(predictions.read_text())
-        results = results.get("results", results)
+        results, _ = get_task("segments").read_predictions(predictions)   # validated, and read once (cached)
         database = {vid: v.to_dict() for vid, v in gt.database.items()}
         tiou = 0.5 if 0.5 in [float(t) for t in result["standard"]["mAP"]] else float(next(iter(result["standard"]["mAP"])))
         pr = figures.pr_curves(database, split, results, tiou, scratch / "pr.svg")
