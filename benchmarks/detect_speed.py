@@ -7,15 +7,16 @@ ActionFormer evaluates), the forward replayed from CUDA graphs as ``predict`` ru
 Soft-NMS and conversion to seconds: ms per video. Every contestant first runs each video once
 (graph capture) and trains for ``--warmup-s``; then ``--reps`` rounds run them interleaved.
 
-Dense (``--task dense``, MS-Temba on TSU-shaped inputs, 1024-d I3D, 51 classes): training steps/s
-and peak memory at batch 1 x 2500 steps (the public TSU recipe), inference ms/video at 2500
-steps, and peak memory of inference and of a training step at 1k, 5k, 20k and 50k steps (whole
-videos: the public code pads to 2500 and truncates longer test videos). Medians (min-max) of
-``--reps`` interleaved repetitions after a warm-up.
+Dense (``--task dense``, MS-Temba on TSU-shaped inputs, 1024-d I3D, 51 classes): the trainer's
+step (fused AdamW, clipping, EMA; ``BACKEND+graph``: replayed from a CUDA graph) in steps/s and
+peak memory at batch 1 x 2500 steps (the public TSU recipe), inference ms/video at 2500 steps,
+and with ``--lengths`` the peak memory of inference and of an eager training step at 1k, 5k, 20k
+and 50k steps (whole videos: the public code pads to 2500 and truncates longer test videos).
+Medians (min-max) of ``--reps`` interleaved rounds after a warm-up.
 
     python benchmarks/detect_speed.py                      # all detectors, cuda and torch backends
     python benchmarks/detect_speed.py --models actionmamba-dbm --backends cuda
-    python benchmarks/detect_speed.py --task dense --reps 3
+    python benchmarks/detect_speed.py --task dense --backends cuda,cuda+graph --reps 5 --lengths
     python benchmarks/detect_speed.py --task sgmamba --reps 3
     python benchmarks/detect_speed.py --task msf --reps 3
 
@@ -40,23 +41,16 @@ import torch
 
 from detect.models import create_model
 from detect.ops.graphed_forward import GraphedForward
-from segment_bench import make_model, segment_step_fn, spread, thumos_train_batch, timed_detections, timed_steps
+from segment_bench import (make_model, segment_step_fn, spread, thumos_train_batch, timed_detections, timed_steps,
+                           training_step_fn)
 
 
-def dense_batch(length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def dense_batch(length: int, g: torch.Generator) -> tuple[dict, dict]:
+    """``(inputs, batch)`` of one TSU-shaped video, as the dense task's loader gives them."""
     feats = torch.randn(1, 1024, length, device="cuda", generator=g)
     frames = (torch.rand(1, length, 51, device="cuda", generator=g) < 0.05).float()
     mask = torch.ones(1, length, dtype=torch.bool, device="cuda")
-    return feats, mask, {"inputs": {"mask": mask}, "frames": frames}
-
-
-def dense_step(model, criterion, opt, batch) -> None:
-    feats, mask, targets = batch
-    opt.zero_grad(set_to_none=True)
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss = criterion(model(feats, mask), targets)["final_loss"]
-    loss.backward()
-    opt.step()
+    return {"features": feats, "mask": mask}, {"inputs": {"mask": mask}, "frames": frames}
 
 
 def timed(fn, iters: int) -> float:
@@ -82,73 +76,73 @@ def dense_main(args) -> None:
     from detect.tasks.dense import DenseLoss
 
     g = torch.Generator(device="cuda").manual_seed(0)
-    backends = args.backends.split(",")
-    models, opts = {}, {}
-    for backend in backends:
-        torch.manual_seed(0)
-        models[backend] = create_model("ms-temba", num_classes=51, backend=backend).cuda()
-        opts[backend] = torch.optim.AdamW(models[backend].parameters(), lr=1e-4)
+    contestants = args.backends.split(",")   # a backend, "+graph": the step replayed from a CUDA graph
     criterion = DenseLoss(aux_weight=0.3)
-    batch = dense_batch(2500, g)
-    if len(backends) > 1:  # same weights: the backends must agree (fp32) before their speeds are compared
-        for backend in backends[1:]:
-            models[backend].load_state_dict(models[backends[0]].state_dict())
+    inputs, batch = dense_batch(2500, g)
+    models, steps = {}, {}
+    for name in contestants:
+        torch.manual_seed(0)
+        models[name] = create_model("ms-temba", num_classes=51, backend=name.split("+")[0]).cuda()
+        steps[name] = training_step_fn(models[name].train(), criterion, inputs, batch, amp=True,
+                                       graph=name.endswith("+graph"))
+    first = contestants[0]
+    for name in contestants[1:]:  # same weights: the backends must agree (fp32) before their speeds are compared
         with torch.no_grad():
-            outs = {b: models[b].eval()(batch[0], batch[1]).logits for b in backends}
-        ref = outs[backends[0]]
-        for backend in backends[1:]:
-            err = ((outs[backend] - ref).norm() / ref.norm()).item()
-            print(f"fp32 logits, {backend} vs {backends[0]}: relative error {err:.2e}")
-    for backend in backends:  # warm-up: compilation, autotuning, clocks
-        models[backend].train()
+            ref = models[first].eval()(**inputs).logits
+            err = ((models[name].eval()(**inputs).logits - ref).norm() / ref.norm()).item()
+        print(f"fp32 logits, {name} vs {first}: relative error {err:.2e}")
+    for name in contestants:  # warm-up: capture, compilation, autotuning, clocks
+        models[name].train()
         for _ in range(args.warmup):
-            dense_step(models[backend], criterion, opts[backend], batch)
-    stats = {b: {"train": [], "infer": []} for b in backends}
-    for _ in range(args.reps):  # interleaved repetitions
-        for backend in backends:
-            model = models[backend]
-            model.train()
-            stats[backend]["train"].append(1 / timed(lambda: dense_step(model, criterion, opts[backend], batch),
-                                                      args.iters))
+            steps[name]()
+    train = {name: [] for name in contestants}
+    infer = {name: [] for name in contestants}
+    for _ in range(args.reps):  # interleaved rounds
+        for name in contestants:
+            model = models[name].train()
+            train[name].append(timed_steps(steps[name], args.iters))
             model.eval()
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-                stats[backend]["infer"].append(1000 * timed(lambda: model(batch[0], batch[1]).logits.float().cpu(),
-                                                            args.iters))
+                infer[name].append(1000 * timed(lambda: model(**inputs).logits.float().cpu(), args.iters))
     rows = []
-    for backend in backends:
-        model = models[backend]
-        row = {"backend": backend, "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
-               "train_it_s": stats[backend]["train"], "infer_ms": stats[backend]["infer"]}
-        model.train()
-        row["train_peak_gib_2500"] = peak_gib(lambda: dense_step(model, criterion, opts[backend], batch))
-        for length in (1000, 5000, 20000, 50000):
-            long = dense_batch(length, g)
+    for name in contestants:
+        its = [r[0] for r in train[name]]
+        rows.append({"contestant": name, "params_m": sum(q.numel() for q in models[name].parameters()) / 1e6,
+                     "train_it_s": its, "train_vs_first": [a[0] / b[0] for a, b in zip(train[name], train[first])],
+                     "train_peak_gib_2500": statistics.median(r[1] for r in train[name]),
+                     "infer_ms": infer[name]})
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; ms-temba (I3D 1024-d, 51 classes), bf16 "
+          f"autocast, the trainer's step (fused AdamW, clipping, EMA); median (min-max) of {args.reps} "
+          f"interleaved rounds of {args.iters} steps; ratios to {first} within each round")
+    print(f"{'contestant':<14}{'params M':>9}{'train it/s @2500':>24}{'vs ' + first:>20}{'infer ms @2500':>22}"
+          f"{'train GiB @2500':>16}")
+    for r in rows:
+        print(f"{r['contestant']:<14}{r['params_m']:>9.2f}{spread(r['train_it_s']):>24}"
+              f"{spread(r['train_vs_first']):>20}{spread(r['infer_ms']):>22}{r['train_peak_gib_2500']:>16.2f}")
+    eager = [name for name in contestants if "+" not in name]
+    if args.lengths and eager:
+        print(f"\npeak GiB by video length (batch 1, eager)\n{'backend':<9}{'mode':<7}"
+              + "".join(f"{n:>10}" for n in LENGTHS) + f"{'GiB per 10k steps':>19}")
+    for name in eager if args.lengths else []:
+        model, row = models[name], next(r for r in rows if r["contestant"] == name)
+        for length in LENGTHS:
+            long_inputs, long_batch = dense_batch(length, g)
             model.eval()
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-                row[f"infer_gib_{length}"] = peak_gib(lambda: model(long[0], long[1]).logits.float().cpu())
+                row[f"infer_gib_{length}"] = peak_gib(lambda: model(**long_inputs).logits.float().cpu())
             model.train()
-            row[f"train_gib_{length}"] = peak_gib(lambda: dense_step(model, criterion, opts[backend], long))
-            del long
-        rows.append(row)
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; ms-temba (I3D 1024-d, 51 classes), bf16 "
-          f"autocast; median (min-max) of {args.reps} interleaved repetitions of {args.iters} steps")
-    print(f"{'backend':<9}{'params M':>9}{'train it/s @2500':>26}{'vs cuda':>9}{'infer ms @2500':>24}"
-          f"{'train GiB @2500':>16}")
-    ref = statistics.median(rows[0]["train_it_s"])
-    for r in rows:
-        it, ms = r["train_it_s"], r["infer_ms"]
-        print(f"{r['backend']:<9}{r['params_m']:>9.2f}{spread(it):>26}{statistics.median(it) / ref:>9.2f}"
-              f"{spread(ms):>24}{r['train_peak_gib_2500']:>16.2f}")
-    print(f"\npeak GiB by video length (batch 1)\n{'backend':<9}{'mode':<7}"
-          + "".join(f"{n:>10}" for n in (1000, 5000, 20000, 50000)) + f"{'GiB per 10k steps':>19}")
-    for r in rows:
+            row[f"train_gib_{length}"] = peak_gib(training_step_fn(model, criterion, long_inputs, long_batch, True))
+            del long_inputs, long_batch
         for mode in ("infer", "train"):
-            gib = [r[f"{mode}_gib_{n}"] for n in (1000, 5000, 20000, 50000)]
+            gib = [row[f"{mode}_gib_{n}"] for n in LENGTHS]
             slope = (gib[-1] - gib[1]) / 4.5  # 5k -> 50k
-            print(f"{r['backend']:<9}{mode:<7}" + "".join(f"{v:>10.3f}" for v in gib) + f"{slope:>19.3f}")
+            print(f"{name:<9}{mode:<7}" + "".join(f"{v:>10.3f}" for v in gib) + f"{slope:>19.3f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)
+
+
+LENGTHS = (1000, 5000, 20000, 50000)
 
 
 def sg_inputs(g: torch.Generator, batch: int, valid: int, length: int):
@@ -281,12 +275,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=("segments", "dense", "sgmamba", "msf"), default="segments")
     p.add_argument("--models", default="actionformer,actionmamba-vim,actionmamba-dbm", help="segments: detectors")
-    p.add_argument("--backends", default="cuda,torch")
+    p.add_argument("--backends", default="cuda,torch",
+                   help="scan backends; dense: also BACKEND+graph (the step replayed from a CUDA graph)")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     p.add_argument("--warmup", type=int, default=30, help="dense: warm-up training steps per backend")
     p.add_argument("--warmup-s", type=float, default=10.0, help="segments: warm-up seconds per contestant")
     p.add_argument("--videos", type=int, default=212)
+    p.add_argument("--lengths", action="store_true", help="dense: also peak memory at 1k..50k steps")
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
     if args.task != "segments":

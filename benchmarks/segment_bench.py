@@ -56,42 +56,60 @@ def segment_step_fn(model, feats, mask, segments, labels, amp, graph: bool = Fal
     """A training step of ``model`` on this batch as the trainer takes it (lr 1e-4), or with
     ``graph`` as it takes it with ``optim.cuda_graph`` (replayed from one CUDA graph);
     ``step.footprint()`` gives its resident bytes (the EMA copy included)."""
+    criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(feats.device)
+    return training_step_fn(model, criterion, {"features": feats, "mask": mask},
+                            {"segments": segments, "labels": labels}, amp, graph)
+
+
+def training_step_fn(model, criterion, inputs: dict, batch: dict, amp: bool, graph: bool = False):
+    """A training step of any task as ``detect train`` takes it: its parameter groups, fused AdamW
+    (lr 1e-4), clipping at 1, the EMA update; with ``graph`` replayed from one CUDA graph
+    (``optim.cuda_graph``). ``step.footprint()``: the bytes it keeps between steps, the EMA copy
+    included, and for a graph the memory pool its capture reserved (what its replays write)."""
     from detect.engine.ema import ModelEma
     from detect.engine.graphed_step import GraphedStep, graph_ready_optimizer
     from detect.engine.optim import param_groups
 
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=feats.device.type == "cuda")
-    criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(feats.device)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=device.type == "cuda")
     ema = ModelEma(model, 0.999)
     if graph:
-        graph_ready_optimizer(opt, feats.device)
+        graph_ready_optimizer(opt, device)
         graphed = GraphedStep(model, criterion, opt, ema, 1.0, amp)
-
         captured = {}
 
         def step():
-            if graphed.graph is None:  # what the capture keeps: gradients, AdamW state, buffers, the graph's pool
+            if graphed.graph is None:
                 torch.cuda.synchronize()
                 before = torch.cuda.memory_allocated()
-                graphed.step({"features": feats, "mask": mask}, {"segments": segments, "labels": labels})
+                graphed.step(inputs, batch)
                 torch.cuda.synchronize()
-                captured["bytes"] = torch.cuda.memory_allocated() - before
+                # kept outside the pool: gradients, AdamW state, input and target buffers
+                captured["bytes"] = torch.cuda.memory_allocated() - before + graph_pool_bytes(graphed.graph)
                 return
-            graphed.step({"features": feats, "mask": mask}, {"segments": segments, "labels": labels})
+            graphed.step(inputs, batch)
         step.footprint = lambda: (_bytes(model.parameters()) + _bytes(ema.module.state_dict().values())
                                   + captured.get("bytes", 0))
         return step
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(feats.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = criterion(model(feats, mask), {"segments": segments, "labels": labels})["final_loss"]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = criterion(model(**inputs), batch)["final_loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema.update(model)
     step.footprint = lambda: footprint(model, opt) + _bytes(ema.module.state_dict().values())
     return step
+
+
+def graph_pool_bytes(graph: torch.cuda.CUDAGraph) -> int:
+    """Bytes of the memory pool a captured graph owns: every tensor its replays write lives there,
+    freed or not, so this is the graph's working memory (the allocator's snapshot, by pool id)."""
+    pool = tuple(graph.pool())
+    return sum(seg["total_size"] for seg in torch.cuda.memory_snapshot()
+               if tuple(seg.get("segment_pool_id", ())) == pool)
 
 
 def host_syncs(step) -> int:

@@ -75,7 +75,7 @@ class OptimConfig:
     clip_grad: float = 1.0
     ema_decay: float = 0.999
     amp: str = "bf16"                       # bf16 autocast on CUDA; "none" for fp32
-    cuda_graph: bool = False                # segments on one GPU, accumulate 1: replay each step from a CUDA graph
+    cuda_graph: bool = False                # segments/dense on one GPU, accumulate 1: replay each step from a CUDA graph
 
     def __post_init__(self) -> None:
         _at_least(self, epochs=1, warmup_epochs=0, batch_size=1, accumulate=1, clip_grad=0)

@@ -133,3 +133,52 @@ def test_a_captured_step_puts_back_what_its_warm_up_steps_changed():
     opt.param_groups[0]["lr"] = 0.5                      # an older scheduler assigns a float
     keep_lr_tensors(opt, [lr])
     assert opt.param_groups[0]["lr"] is lr and lr.item() == 0.5
+
+
+def test_graphed_steps_apply_to_segments_and_dense_models_that_never_wait_for_the_gpu():
+    """``optim.cuda_graph`` on a model whose forward reads a count on the host (SG-Mamba's stem,
+    MS-Temba v1's chunks) or a task without fixed-shape targets (clips) trains eagerly instead of
+    failing at capture."""
+    from types import SimpleNamespace
+
+    from detect.engine.graphed_step import can_graph
+    from detect.models import create_model
+    from detect.models.registry import model_entry
+    from detect.tasks.clips import ClipLoss
+    from detect.tasks.dense import DenseLoss
+    from detect.tasks.segments.config import SegmentsConfig
+    from detect.tasks.segments.task import SegmentLoss
+
+    cfg = SimpleNamespace(optim=SimpleNamespace(cuda_graph=True, accumulate=1))
+    cuda = torch.device("cuda")
+    segments, dense = SegmentLoss(SegmentsConfig(), 3), DenseLoss(0.3)
+    temba = {v: create_model("ms-temba", num_classes=3, input_dim=6, embed_dims=[8, 12, 16], backend="torch",
+                             variant=v) for v in ("v3", "v1")}
+    tiny = {name: create_model(name, **{**model_entry(name).example, **model_entry(name).tiny})
+            for name in ("actionmamba-dbm", "sg-mamba")}
+    assert can_graph(cfg, cuda, 1, tiny["actionmamba-dbm"], segments)
+    assert can_graph(cfg, cuda, 1, temba["v3"], dense) and not can_graph(cfg, cuda, 1, temba["v1"], dense)
+    assert not can_graph(cfg, cuda, 1, tiny["sg-mamba"], segments)
+    assert not can_graph(cfg, cuda, 1, torch.nn.Linear(2, 2), ClipLoss(0.0))
+    assert not can_graph(cfg, torch.device("cpu"), 1, temba["v3"], dense)
+    assert not can_graph(cfg, cuda, 2, temba["v3"], dense)
+    cfg.optim.accumulate = 2
+    assert not can_graph(cfg, cuda, 1, temba["v3"], dense)
+
+
+def test_dense_loss_on_assigned_targets_equals_the_loss_on_the_batch():
+    from detect.models import create_model
+    from detect.tasks.dense import DenseLoss
+
+    torch.manual_seed(0)
+    model = create_model("ms-temba", num_classes=3, input_dim=6, embed_dims=[8, 12, 16], backend="torch")
+    mask = torch.arange(20)[None] < torch.tensor([[20], [13]])
+    batch = {"inputs": {"mask": mask}, "frames": (torch.rand(2, 20, 3) < 0.3).float() * mask[..., None]}
+    out = model(torch.randn(2, 6, 20), mask)
+    criterion = DenseLoss(0.3)
+    assigned = criterion.assign(out, batch)
+    assert set(assigned) == {"mask", "frames"}
+    on_batch, on_targets = criterion(out, batch), criterion(out, assigned)
+    assert on_batch.keys() == on_targets.keys()
+    for name in on_batch:
+        assert torch.equal(on_batch[name], on_targets[name]), name

@@ -5,8 +5,10 @@ The eager step launches a few thousand small kernels; on THUMOS14 shapes the GPU
 a ~48 ms DBM step and waits for the host the rest (``benchmarks/profile_detector.py``). A graph
 replays them without the host. It needs a step that never waits for the GPU (the losses select by
 masks; ``benchmarks/compare_actionformer.py`` counts 0 host syncs per step) and inputs of fixed
-shapes: training batches are padded to ``data.max_seq_len``, and the segments' targets, whose
-count varies, are assigned outside the graph (``criterion.assign``) into fixed-shape buffers.
+shapes: training batches are padded to ``data.max_seq_len``, and the targets (for segments,
+whose count varies per video) are assigned outside the graph (``criterion.assign``) into
+fixed-shape buffers. Segments and dense tasks have such criteria; clip batches pad to their
+longest clip, and SG-Mamba's stem selects the valid windows, so they train eagerly.
 
 Capture needs a few warm-up steps first; they would change the weights, the optimizer's moments,
 the EMA and the loss normaliser, so all of these are put back, in place, before the first real
@@ -23,11 +25,12 @@ from torch import nn
 WARMUP_STEPS = 3
 
 
-def can_graph(cfg, device: torch.device, world: int, criterion: nn.Module) -> bool:
+def can_graph(cfg, device: torch.device, world: int, model: nn.Module, criterion: nn.Module) -> bool:
     """Whether ``optim.cuda_graph`` applies: one CUDA process, no gradient accumulation (its
-    micro-steps differ), and a task whose targets can be assigned outside the graph."""
+    micro-steps differ), a task whose targets can be assigned outside the graph and a model whose
+    forward never waits for the GPU (``capturable``; SG-Mamba's stem selects the valid windows)."""
     return (cfg.optim.cuda_graph and device.type == "cuda" and world == 1 and cfg.optim.accumulate == 1
-            and hasattr(criterion, "assign"))
+            and hasattr(criterion, "assign") and getattr(model, "capturable", True))
 
 
 def graph_ready_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -80,7 +83,7 @@ class GraphedStep:
                 raise RuntimeError(f"a captured training step needs fixed shapes: {name} is {tuple(value.shape)}, "
                                    f"captured with {tuple(self.inputs[name].shape)}")
             self.inputs[name].copy_(value, non_blocking=True)
-        for name, value in self.criterion.assign(self.points, batch).items():
+        for name, value in self.criterion.assign(self.reference, batch).items():
             self.targets[name].copy_(value)
         self.graph.replay()
         return self.losses, self.norm
@@ -88,8 +91,8 @@ class GraphedStep:
     def _capture(self, inputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
         self.inputs = {k: v.clone() for k, v in inputs.items()}
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            self.points = torch.cat(self.model(**self.inputs).points)
-        self.targets = self.criterion.assign(self.points, batch)
+            self.reference = self.model(**self.inputs)   # what ``assign`` reads: points, device
+        self.targets = self.criterion.assign(self.reference, batch)
         saved = self._snapshot()
         for p in self.params:
             p.grad = torch.zeros_like(p)

@@ -185,7 +185,7 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), dev)
         start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
     graphed = None
-    if can_graph(cfg, dev, world, criterion):
+    if can_graph(cfg, dev, world, model, criterion):
         graph_ready_optimizer(optimizer, dev)
         lr_tensors = [group["lr"] for group in optimizer.param_groups]
         graphed = GraphedStep(model, criterion, optimizer, ema, cfg.optim.clip_grad, use_amp(cfg, dev))

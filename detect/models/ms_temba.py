@@ -236,6 +236,12 @@ class MSTemba(nn.Module):
         self.fuser = BiSSMLayer(dims[-1], cfg)
         self.head = nn.Linear(dims[-1], cfg.num_classes)
 
+    @property
+    def capturable(self) -> bool:
+        """Whether a forward never waits for the GPU (a CUDA graph can hold it): v1 sizes its
+        chunks by the longest video, a number the host reads."""
+        return self.cfg.variant == "v3"
+
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> FrameOutput:
         """``features (B, C, T)``, ``mask (B, T)`` -> logits ``(B, T, K)``, one auxiliary logit
         tensor per block and, with ``cstate_weight > 0``, the weighted C-state term."""

@@ -93,6 +93,8 @@ def fuse(skeleton: DetectorOutput, appearance: DetectorOutput, vw: float) -> Det
                       "backbone": {"embd_dim": 8, "arch": [1, 1, 2], "backend": "torch"},
                       "regression_range": [[0, 4], [4, 8], [8, 1000]]})
 class SGMamba(nn.Module):
+    capturable = False  # the stem encodes only the valid windows: a count the host must read
+
     def __init__(self, cfg: SGMambaConfig) -> None:
         super().__init__()
         self.cfg = cfg

@@ -63,9 +63,16 @@ class DenseLoss(nn.Module):
         super().__init__()
         self.aux_weight = aux_weight
 
+    def assign(self, out: FrameOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The batch's targets on ``out``'s device: ``mask (B, T)``, ``frames (B, T, K)``; fixed
+        shapes in training (padded to ``data.max_seq_len``), so a captured step can take them."""
+        device = out.logits.device
+        return {"mask": batch["inputs"]["mask"].to(device), "frames": batch["frames"].to(device)}
+
     def forward(self, out: FrameOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        mask = batch["inputs"]["mask"].to(out.logits.device)
-        target = batch["frames"].to(out.logits.device)
+        """The loss of ``out`` on a batch, or on its targets already assigned (:meth:`assign`)."""
+        targets = self.assign(out, batch) if "inputs" in batch else batch
+        mask, target = targets["mask"], targets["frames"]
         losses = {"frame_loss": masked_bce(out.logits, target, mask)}
         if out.aux_logits:
             losses["aux_loss"] = sum(masked_bce(a, target, mask) for a in out.aux_logits)

@@ -41,9 +41,11 @@ class SegmentLoss(nn.Module):
         self.settings, self.num_classes = settings, num_classes
         self.register_buffer("loss_normalizer", torch.tensor(float(settings.init_loss_norm)))
 
-    def assign(self, points: torch.Tensor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The batch's targets on ``points``: ``gt_cls (B, P, K)``, ``gt_reg (B, P, 2)``. Their
-        shapes do not depend on how many segments a video has, so a captured step can take them."""
+    def assign(self, out: DetectorOutput, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The batch's targets on ``out``'s points: ``gt_cls (B, P, K)``, ``gt_reg (B, P, 2)``.
+        Their shapes do not depend on how many segments a video has, so a captured step can take
+        them (:mod:`detect.engine.graphed_step`)."""
+        points = torch.cat(out.points)
         device = points.device
         targets = [assign_targets(points, s.to(device), l.to(device), self.num_classes,
                                   self.settings.center_sample_radius) for s, l in zip(batch["segments"], batch["labels"])]
@@ -53,7 +55,7 @@ class SegmentLoss(nn.Module):
         """The loss of ``out``, or with ``out.towers`` the sum of the towers' losses (one
         positive-count normaliser: the towers share points and targets). ``batch`` holds the
         segments and labels, or their targets already assigned (:meth:`assign`)."""
-        assigned = batch if "gt_cls" in batch else self.assign(torch.cat(out.points), batch)
+        assigned = batch if "gt_cls" in batch else self.assign(out, batch)
         gt_cls, gt_reg = assigned["gt_cls"], assigned["gt_reg"]
         valid = torch.cat(out.masks, dim=1)
         positive = valid & (gt_cls.sum(-1) > 0)
