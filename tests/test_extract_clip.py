@@ -1,5 +1,6 @@
 """CLIP extraction with a tiny open_clip architecture saved to a local checkpoint."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,27 @@ def test_unknown_tag_lists_the_known_ones(tmp_path):
         main(["clip", "--video-dir", str(tmp_path), "--out", str(tmp_path / "s"), "--model", "ViT-B-32",
               "--pretrained", "nope", "--device", "cpu"])
     assert not (tmp_path / "s").exists()   # refused before a store was made
+
+
+def test_features_equal_video_features_openai_clip(tmp_path):
+    """A tiny CLIP vision tower in the OpenAI layout: our features (open_clip, as ``extract clip``
+    computes them from uint8 frames) equal those of video_features' copy of OpenAI CLIP on the same
+    images (fixture made by tests/fixtures/generate_video_features_clip.py; see its ``made_by``)."""
+    import open_clip
+
+    from extract.models.clip import load_clip
+
+    ref = torch.load(Path(__file__).parent / "fixtures" / "video_features_clip.pt", weights_only=True)
+    vision = ref["vision"]
+    config = tmp_path / "video-features-tiny.json"
+    config.write_text(json.dumps({"embed_dim": ref["embed_dim"], "quick_gelu": True,
+                                  "vision_cfg": {**vision, "head_width": 64},
+                                  "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 64, "heads": 1,
+                                               "layers": 1}}))
+    open_clip.add_model_config(config)
+    state = open_clip.create_model("video-features-tiny", pretrained=None).state_dict()
+    assert {k for k in state if k.startswith("visual.")} == set(ref["visual_state_dict"])  # the OpenAI layout
+    torch.save({**state, **ref["visual_state_dict"]}, tmp_path / "weights.pt")
+    clip = load_clip("video-features-tiny", str(tmp_path / "weights.pt"), torch.device("cpu"), quick_gelu=True)
+    ours = clip.frames(ref["images"])
+    torch.testing.assert_close(ours, ref["features"], rtol=1e-5, atol=1e-6)
