@@ -1,5 +1,7 @@
-"""Segment inference over a THUMOS-shaped test set, one video per forward against batches of
-videos of similar length (``predict``'s order now: sorted by length), and batches in id order.
+"""Segment inference over a THUMOS-shaped test set, one video per forward and decoded alone (as
+``predict`` ran before batching) against batches of videos of similar length decoded together
+(``predict`` now: sorted by length, :mod:`detect.tasks.segments.batch_decode`), the same batches
+decoded one video at a time, and batches in id order.
 
 212 random videos of 300..6000 steps (2048-d, on the GPU), the forward replayed from CUDA graphs
 per length bucket as ``predict`` runs it, then decoding, Soft-NMS and conversion to seconds per
@@ -23,12 +25,15 @@ from segment_bench import _Item, make_model, spread  # noqa: E402
 
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 from detect.tasks.segments.postprocess import PostprocessConfig  # noqa: E402
+from detect.tasks.segments.batch_decode import decode_batch_to_host  # noqa: E402
 from detect.tasks.segments.task import decode_to_host, to_seconds  # noqa: E402
 
 
 @torch.no_grad()
-def run_set(model, forward, videos: list[torch.Tensor], order: list[int], batch: int, amp: bool) -> dict:
-    """Detections of every video, ``batch`` videos per forward in ``order``."""
+def run_set(model, forward, videos: list[torch.Tensor], order: list[int], batch: int, amp: bool,
+            batch_decode: bool = True) -> dict:
+    """Detections of every video, ``batch`` videos per forward in ``order``, decoded together as
+    ``predict`` decodes them (or with ``batch_decode=False`` one video at a time)."""
     pp, out_all = PostprocessConfig(), {}
     for start in range(0, len(order), batch):
         ids = order[start:start + batch]
@@ -39,8 +44,8 @@ def run_set(model, forward, videos: list[torch.Tensor], order: list[int], batch:
                                                                        device="cuda")[:, None]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             out = forward(features=feats, mask=mask)
-        for k, i in enumerate(ids):
-            segs, scores, labels = decode_to_host(out, k, pp)
+        decoded = decode_batch_to_host(out, pp) if batch_decode else [decode_to_host(out, k, pp) for k in range(len(ids))]
+        for i, (segs, scores, labels) in zip(ids, decoded):
             out_all[i] = (to_seconds(segs, _Item(videos[i].shape[-1])), scores, labels)
     return out_all
 
@@ -84,23 +89,24 @@ def main() -> None:
         model = make_model(name, "cuda").eval()
         for precision in args.precision.split(","):
             amp = precision == "bf16"
-            variants = {"one video per forward": (list(range(len(videos))), 1),
-                        f"batch {args.batch}, id order": (list(range(len(videos))), args.batch),
-                        f"batch {args.batch}, by length": (by_length, args.batch)}
+            variants = {"one video per forward": (list(range(len(videos))), 1, False),
+                        f"batch {args.batch}, id order": (list(range(len(videos))), args.batch, True),
+                        f"batch {args.batch}, by length, each video decoded": (by_length, args.batch, False),
+                        f"batch {args.batch}, by length": (by_length, args.batch, True)}
             # a graph cache per variant: batch sizes x length buckets would exceed one cache's 32 graphs
             forwards = {v: GraphedForward(model, max_graphs=64) for v in variants}
-            first = {v: run_set(model, forwards[v], videos, order, b, amp) for v, (order, b) in variants.items()}
+            first = {v: run_set(model, forwards[v], videos, order, b, amp, d) for v, (order, b, d) in variants.items()}
             rates: dict[str, list[float]] = {v: [] for v in variants}
             for _ in range(args.reps):
-                for v, (order, b) in variants.items():
+                for v, (order, b, d) in variants.items():
                     torch.cuda.synchronize()
                     t0 = time.perf_counter()
-                    run_set(model, forwards[v], videos, order, b, amp)
+                    run_set(model, forwards[v], videos, order, b, amp, d)
                     rates[v].append(len(videos) / (time.perf_counter() - t0))
             base = rates["one video per forward"]
             print(f"\n{name}, {precision}: videos/s, median (min-max); ratio to one video per forward within rounds")
             for v, r in rates.items():
-                print(f"  {v:<26}{spread(r):>24}{spread([a / b for a, b in zip(r, base)]):>24}")
+                print(f"  {v:<44}{spread(r):>24}{spread([a / b for a, b in zip(r, base)]):>24}")
             print(f"  by length vs one at a time: {compare(first[f'batch {args.batch}, by length'], first['one video per forward'])}")
 
 

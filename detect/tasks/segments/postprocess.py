@@ -82,19 +82,25 @@ def soft_nms(segs: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, sig
     X[row[order], col] = segs[order]
     L = labels.new_zeros(n_rows, n_cols)
     L[row[order], col] = labels[order]
-    rounds = min(max_seg_num, n_cols)
-    if _use_triton(segs):
-        from detect.ops.soft_nms_triton import soft_nms_rows
-
-        pick_col, pick_score = soft_nms_rows(S, X, counts, sigma, min_score, rounds)
-    else:
-        pick_col, pick_score = soft_nms_rounds(S, X, sigma, min_score, rounds)
+    pick_col, pick_score = soft_nms_on_rows(S, X, counts, sigma, min_score, min(max_seg_num, n_cols))
     has = pick_col >= 0                                                             # (rounds, rows)
     r = torch.arange(n_rows, device=segs.device).expand_as(pick_col)[has]
     c = pick_col[has].long()
     segs, scores, labels = X[r, c], pick_score[has], L[r, c]                       # round by round
     top = torch.argsort(scores, descending=True, stable=True)[:max_seg_num]
     return segs[top], scores[top], labels[top]
+
+
+def soft_nms_on_rows(S: torch.Tensor, X: torch.Tensor, counts: torch.Tensor, sigma: float, min_score: float,
+                     rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rounds on rows of candidates (``counts`` per row, padding -1 after them): one Triton
+    kernel on a GPU, else :func:`soft_nms_rounds`; picks ``(rounds', R)``, ``rounds' <= rounds``.
+    ``S`` may be overwritten."""
+    if _use_triton(S):
+        from detect.ops.soft_nms_triton import soft_nms_rows
+
+        return soft_nms_rows(S, X, counts, sigma, min_score, rounds)
+    return soft_nms_rounds(S, X, sigma, min_score, rounds)
 
 
 def soft_nms_rounds(S: torch.Tensor, X: torch.Tensor, sigma: float, min_score: float,

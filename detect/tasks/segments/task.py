@@ -29,6 +29,7 @@ from ..base import Task, move_inputs, read_json
 from .config import SegmentsConfig
 from .losses import diou_loss_1d, sigmoid_focal_loss
 from .postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
+from .batch_decode import decode_batch_to_host
 from .targets import assign_targets
 
 
@@ -170,8 +171,7 @@ class SegmentsTask(Task):
         for batch in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = forward(**move_inputs(batch, device))
-            for i, item in enumerate(batch["items"]):
-                segs, scores, labels = decode_to_host(out, i, pp)
+            for item, (segs, scores, labels) in zip(batch["items"], decode_batch_to_host(out, pp)):
                 names = self.classes
                 if model.cfg.num_classes == 1 and len(self.classes) > 1:  # class-agnostic; one real class keeps its name
                     names = ["action"]
