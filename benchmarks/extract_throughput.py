@@ -13,6 +13,7 @@ Weights are random (throughput does not depend on their values; no download need
     python benchmarks/extract_throughput.py --videos 8 --workers 16
     python benchmarks/extract_throughput.py --models iv2-s14,iv2-b14,iv2-l14,iv2-1b --videos 4 --seconds 30
     python benchmarks/extract_throughput.py --models skeleton-coco --videos 4 --seconds 30
+    python benchmarks/extract_throughput.py --models i3d-both,iv2-l14 --videos 8 --seconds 60
 
 ``skeleton-coco`` counts frames, not snippets: pose (torchvision Keypoint R-CNN, random
 weights, 3 candidates per frame, 256 px frames) per decoded frame through the runner, then the
@@ -47,10 +48,10 @@ def make_videos(root: Path, n: int, seconds: int) -> list[Path]:
     return paths
 
 
-def i3d_stream(device):
+def i3d_stream(device, in_channels: int = 3):
     from extract.models.i3d import InceptionI3d
 
-    model = InceptionI3d().eval().to(device).to(memory_format=torch.channels_last_3d)
+    model = InceptionI3d(in_channels).eval().to(device).to(memory_format=torch.channels_last_3d)
 
     def features(x):
         x = x.permute(0, 4, 1, 2, 3).float().mul_(2 / 255).sub_(1).contiguous(memory_format=torch.channels_last_3d)
@@ -124,12 +125,52 @@ def skeleton_row(root: Path, sources, args, device) -> dict:
             "pose_phase": frames / pose_s, "render_phase": frames / render_s}
 
 
+def i3d_both_row(root: Path, sources, spec, args, device, dtype) -> dict:
+    """I3D RGB + flow, 16/4 snippets: torchvision RAFT-large flow (random weights, 12 updates, as
+    ``extract i3d --stream both``) feeding the flow I3D, through the runner; the ceiling is the
+    three models alone on GPU-resident input: per snippet one RGB and one flow I3D forward and
+    RAFT on 4 new frame pairs."""
+    from extract.models.flow import FlowStream, load_raft
+    from extract.runner import Plan, Stream, extract
+    from extract.store import StoreInfo
+
+    rgb, flow_i3d = i3d_stream(device), i3d_stream(device, in_channels=2)
+    raft = load_raft("raft_large", device, pretrained=False)
+    window, stride = 16, 4
+    torch.cuda.reset_peak_memory_stats()
+    rgb_rate = model_only(rgb, args.batch_size, window, device, dtype)
+    flow_rate = model_only(flow_i3d, args.batch_size, window, device, dtype, channels=2)
+    frames = torch.randint(0, 256, (args.batch_size * stride + 1, 224, 224, 3), dtype=torch.uint8, device=device)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype):
+        for repeat in range(4):                                     # one warm-up push, three timed
+            if repeat == 1:
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+            FlowStream(raft, device).push(frames)
+        torch.cuda.synchronize()
+    pairs_rate = 3 * (len(frames) - 1) / (time.perf_counter() - start)
+    ceiling = 1 / (1 / rgb_rate + 1 / flow_rate + stride / pairs_rate)
+    peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    plan = Plan([Stream("rgb", rgb), Stream("flow", flow_i3d, flow=lambda: FlowStream(raft, device))], spec,
+                window=window, stride=stride, batch_size=args.batch_size, device=device, autocast=dtype)
+    shutil.rmtree(root / "store", ignore_errors=True)
+    summary = extract(sources, root / "store", StoreInfo(feature="i3d_both", dtype="float32", num_shards=4), plan,
+                      workers=args.workers, progress=False)
+    e2e = summary["snippets"] / summary["seconds"]
+    print(f"i3d-both model only: RGB I3D {rgb_rate:.1f} snippets/s, flow I3D {flow_rate:.1f} snippets/s, "
+          f"RAFT {pairs_rate:.1f} frame pairs/s")
+    return {"model": "i3d-both", "snippets": summary["snippets"], "end_to_end": e2e, "model_only": ceiling,
+            "decode_only": decode_only(sources, spec, window, stride, args.workers), "ratio": e2e / ceiling,
+            "peak_gib": peak}
+
+
 MODELS = {"i3d-rgb": (i3d_stream, 16, 4), "clip-vit-l14": (clip_stream, 16, 16),
           **{f"iv2-{v.lower()}": (functools.partial(iv2_stream, v), 16, 4) for v in ("S14", "B14", "L14", "1B")}}
 
 
-def model_only(fn, batch: int, window: int, device, dtype, repeats: int = 10, size: int = 224) -> float:
-    x = torch.randint(0, 256, (batch, window, size, size, 3), dtype=torch.uint8, device=device)
+def model_only(fn, batch: int, window: int, device, dtype, repeats: int = 10, size: int = 224,
+               channels: int = 3) -> float:
+    x = torch.randint(0, 256, (batch, window, size, size, channels), dtype=torch.uint8, device=device)
     with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
         for _ in range(3):
             fn(x)
@@ -164,7 +205,7 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--models", default="i3d-rgb,clip-vit-l14", help=f"any of {', '.join(MODELS)}, skeleton-coco")
+    p.add_argument("--models", default="i3d-rgb,clip-vit-l14", help=f"any of {', '.join(MODELS)}, i3d-both, skeleton-coco")
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
     from extract.runner import Plan, Stream, extract
@@ -182,6 +223,9 @@ def main() -> None:
         sources = find_videos(root / "videos")
         spec = DecodeSpec(size=224)
         for name in args.models.split(","):
+            if name == "i3d-both":
+                rows.append(i3d_both_row(root, sources, spec, args, device, dtype))
+                continue
             if name == "skeleton-coco":
                 rows.append(skeleton_row(root, sources, args, device))
                 print(f"skeleton: pose phase {rows[-1]['pose_phase']:.1f} frames/s, render phase "
