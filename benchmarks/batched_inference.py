@@ -25,8 +25,8 @@ from segment_bench import _Item, make_model, spread  # noqa: E402
 
 from detect.ops.graphed_forward import GraphedForward  # noqa: E402
 from detect.tasks.segments.postprocess import PostprocessConfig  # noqa: E402
-from detect.tasks.segments.batch_decode import decode_batch_to_host  # noqa: E402
-from detect.tasks.segments.task import decode_to_host, to_seconds  # noqa: E402
+from detect.tasks.segments.decode import decode_batch_to_host, decode_to_host  # noqa: E402
+from detect.tasks.segments.task import to_seconds  # noqa: E402
 
 
 @torch.no_grad()

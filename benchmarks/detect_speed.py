@@ -132,7 +132,6 @@ def dense_main(args) -> None:
                 row[f"infer_gib_{length}"] = peak_gib(lambda: model(**long_inputs).logits.float().cpu())
             model.train()
             row[f"train_gib_{length}"] = peak_gib(training_step_fn(model, criterion, long_inputs, long_batch, True))
-            del long_inputs, long_batch
         for mode in ("infer", "train"):
             gib = [row[f"{mode}_gib_{n}"] for n in LENGTHS]
             slope = (gib[-1] - gib[1]) / 4.5  # 5k -> 50k
@@ -196,7 +195,7 @@ def sgmamba_main(args) -> None:
         print(f"{name:<11}{n:>10.1f}{ccm:>8.1f}{spread(speed[name]):>24}{gib:>10.2f}")
     # the cascade, per video: stage 1 on the clip, stage 2 on two windows
     from detect.tasks.segments.postprocess import PostprocessConfig
-    from detect.tasks.segments.task import decode_video
+    from detect.tasks.segments.decode import decode_video
 
     stage1 = create_model("actionmamba-dbm", num_classes=1).cuda().eval()
     stage2 = models["down 512"].eval()

@@ -18,7 +18,8 @@ from detect.models import create_model
 from detect.models.detector import ActionDetector
 from detect.tasks.segments.config import SegmentsConfig
 from detect.tasks.segments.postprocess import PostprocessConfig
-from detect.tasks.segments.task import SegmentLoss, decode_to_host, to_seconds
+from detect.tasks.segments.decode import decode_to_host
+from detect.tasks.segments.task import SegmentLoss, to_seconds
 
 STRIDE, WINDOW, FPS = 4, 16, 30.0
 

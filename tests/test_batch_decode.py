@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from detect.outputs import DetectorOutput
-from detect.tasks.segments.batch_decode import decode_batch_to_host
+from detect.tasks.segments.decode import decode_batch_to_host, decode_to_host
 from detect.tasks.segments.postprocess import PostprocessConfig
-from detect.tasks.segments.task import decode_to_host
 
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),

@@ -73,7 +73,8 @@ def test_a_checkpoint_from_before_the_task_section_upgrades_and_gives_the_same_o
     if task != "segments":
         torch.testing.assert_close(out.logits, probe["logits"], rtol=0, atol=0)
         return
-    from detect.tasks.segments.task import SegmentLoss, decode_video
+    from detect.tasks.segments.decode import decode_video
+    from detect.tasks.segments.task import SegmentLoss
 
     for ours, theirs in zip(out.cls_logits + out.offsets, probe["cls_logits"] + probe["offsets"]):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)

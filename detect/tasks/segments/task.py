@@ -28,8 +28,8 @@ from .. import register_task
 from ..base import Task, move_inputs, read_json
 from .config import SegmentsConfig
 from .losses import diou_loss_1d, sigmoid_focal_loss
-from .postprocess import decode_level, fuse_class_scores, soft_nms, vote_boundaries
-from .batch_decode import decode_batch_to_host
+from .decode import decode_batch_to_host
+from .postprocess import fuse_class_scores
 from .targets import assign_targets
 
 
@@ -86,31 +86,11 @@ class SegmentLoss(nn.Module):
         return cls_loss, reg_loss
 
 
-@torch.no_grad()
-def decode_video(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Detections of video ``index`` of the batch: segments (level-0 grid units), scores, labels."""
-    parts = [decode_level(c[index].float(), o[index].float(), m[index], s, pp)
-             for c, o, m, s in zip(out.cls_logits, out.offsets, out.masks, out.strides)]
-    segs, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
-    kept, kept_scores, kept_labels = soft_nms(segs, scores, labels, pp.nms_sigma, pp.min_score, pp.max_seg_num,
-                                              class_agnostic=not pp.multiclass_nms)
-    if pp.voting_thresh > 0 and not pp.multiclass_nms and kept.numel():
-        kept = vote_boundaries(kept, segs, scores, pp.voting_thresh, pp.voting_weights)
-    return kept, kept_scores, kept_labels
-
-
 def to_seconds(segs: torch.Tensor, item) -> torch.Tensor:
     """Level-0 grid units of ``item``'s steps -> seconds on its snippet grid, inside the video."""
     index = (segs.double() + item.offset) * item.downsample
     seconds = torch.as_tensor(item.grid.index_to_seconds(index.numpy())).reshape(-1, 2)
     return seconds.clamp(0, item.duration)
-
-
-def decode_to_host(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`decode_video`, brought to the host in one copy."""
-    segs, scores, labels = decode_video(out, index, pp)
-    packed = torch.cat([segs.float(), scores.float()[:, None], labels.float()[:, None]], 1).cpu()
-    return packed[:, :2], packed[:, 2], packed[:, 3].long()
 
 
 def load_class_scores(path: str | Path, classes: list[str]) -> tuple[dict[str, torch.Tensor], list[str]]:

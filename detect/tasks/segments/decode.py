@@ -1,6 +1,6 @@
-"""Decoding every video of an inference batch at once: the detections of
-:func:`detect.tasks.segments.task.decode_video` for each video, with two waits for the GPU per
-batch instead of about ten per video.
+"""Decoding detector outputs into segments: one video (:func:`decode_video`), and every video of
+an inference batch at once (:func:`decode_batch_to_host`): the same detections for each video,
+with two waits for the GPU per batch instead of about ten per video.
 
 Per video, decoding picks each level's candidates with ``nonzero`` (a count the host must read),
 then groups them by class for Soft-NMS (more counts). Here every level keeps a fixed number of
@@ -16,9 +16,29 @@ from __future__ import annotations
 import torch
 
 from ...outputs import DetectorOutput
-from .postprocess import PostprocessConfig, soft_nms_on_rows
+from .postprocess import PostprocessConfig, decode_level, soft_nms, soft_nms_on_rows, vote_boundaries
 
 DROPPED = -1.0          # the score of a candidate decode_level would not keep (Soft-NMS padding too)
+
+
+@torch.no_grad()
+def decode_video(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Detections of video ``index`` of the batch: segments (level-0 grid units), scores, labels."""
+    parts = [decode_level(c[index].float(), o[index].float(), m[index], s, pp)
+             for c, o, m, s in zip(out.cls_logits, out.offsets, out.masks, out.strides)]
+    segs, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
+    kept, kept_scores, kept_labels = soft_nms(segs, scores, labels, pp.nms_sigma, pp.min_score, pp.max_seg_num,
+                                              class_agnostic=not pp.multiclass_nms)
+    if pp.voting_thresh > 0 and not pp.multiclass_nms and kept.numel():
+        kept = vote_boundaries(kept, segs, scores, pp.voting_thresh, pp.voting_weights)
+    return kept, kept_scores, kept_labels
+
+
+def decode_to_host(out: DetectorOutput, index: int, pp) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`decode_video`, brought to the host in one copy."""
+    segs, scores, labels = decode_video(out, index, pp)
+    packed = torch.cat([segs.float(), scores.float()[:, None], labels.float()[:, None]], 1).cpu()
+    return packed[:, :2], packed[:, 2], packed[:, 3].long()
 
 
 def level_candidates(logits: torch.Tensor, offsets: torch.Tensor, mask: torch.Tensor, stride: int,
@@ -47,8 +67,6 @@ def decode_batch_to_host(out: DetectorOutput, pp: PostprocessConfig) -> list[tup
     """Per video of the batch, on the host: segments (level-0 grid units), scores, labels, as
     :func:`~.task.decode_to_host` gives them."""
     if pp.voting_thresh > 0 and not pp.multiclass_nms:
-        from .task import decode_to_host
-
         return [decode_to_host(out, i, pp) for i in range(out.cls_logits[0].shape[0])]
     parts = [level_candidates(c, o, m, s, pp) for c, o, m, s in zip(out.cls_logits, out.offsets, out.masks,
                                                                      out.strides)]
