@@ -49,21 +49,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from extract_throughput import make_videos  # noqa: E402
 from segment_bench import spread  # noqa: E402
-
-
-def make_videos(folder: Path, durations: list[int], first: int) -> list[Path]:
-    from extract.video.ffmpeg import ffmpeg_exe
-
-    folder.mkdir(parents=True)
-    paths = []
-    for i, seconds in enumerate(durations, first):
-        path = folder / f"video_{i:03d}.mp4"
-        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc2=size=320x240:rate=30:duration={seconds}", "-vf", f"hue=h={i * 37}",
-                        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)], check=True)
-        paths.append(path)
-    return paths
 
 
 def write_weights(vf: Path, root: Path) -> dict[str, Path]:

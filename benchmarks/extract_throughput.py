@@ -33,13 +33,16 @@ from pathlib import Path
 import torch
 
 
-def make_videos(root: Path, n: int, seconds: int) -> list[Path]:
+def make_videos(root: Path, durations: list[int], first: int = 0) -> list[Path]:
+    """Synthetic THUMOS-like videos (ffmpeg ``testsrc2``, 320x240 h264, 30 fps), one per duration
+    in seconds, each with its own hue; named ``video_NNN.mp4`` from ``first`` on."""
     import subprocess
 
     from extract.video.ffmpeg import ffmpeg_exe
 
+    root.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(n):
+    for i, seconds in enumerate(durations, first):
         path = root / f"video_{i:03d}.mp4"
         subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                         f"testsrc2=size=320x240:rate=30:duration={seconds}", "-vf", f"hue=h={i * 37}",
@@ -219,7 +222,7 @@ def main() -> None:
     rows = []
     try:
         (root / "videos").mkdir()
-        make_videos(root / "videos", args.videos, args.seconds)
+        make_videos(root / "videos", [args.seconds] * args.videos)
         sources = find_videos(root / "videos")
         spec = DecodeSpec(size=224)
         for name in args.models.split(","):

@@ -27,6 +27,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
+from detect_speed import dense_batch, sg_inputs, timed  # noqa: E402
 from segment_bench import make_model, thumos_train_batch, timed_detections, training_step_fn  # noqa: E402
 
 from detect.config import apply_overrides  # noqa: E402
@@ -101,9 +102,8 @@ def build(args, g: torch.Generator):
         feats, mask, segments, labels = thumos_train_batch(g)
         return (model, {"features": feats, "mask": mask}, {"segments": segments, "labels": labels},
                 SegmentLoss(SegmentsConfig(), model.cfg.num_classes).cuda(), "batch 2 x 2048 x 2304")
-    from detect_speed import dense_batch, sg_inputs
-
     from detect.models import create_model
+
     if args.task == "dense":
         from detect.tasks.dense import DenseLoss
 
@@ -125,16 +125,3 @@ def bound(prof, wall: float, steps: int) -> None:
     kernels = len(events) / steps
     print(f"per step: wall {1000 * wall:.1f} ms (profiled), GPU busy {busy:.1f} ms ({100 * busy / (1000 * wall):.0f}%), "
           f"{kernels:.0f} GPU operations")
-
-
-def timed(step, iters: int) -> float:
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
-
-
-if __name__ == "__main__":
-    main()
