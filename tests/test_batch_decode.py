@@ -76,3 +76,11 @@ def test_tied_scores_break_as_decoding_each_video_breaks_them(device):
         torch.testing.assert_close(segs, ref[0], rtol=0, atol=0)
         torch.testing.assert_close(scores, ref[1], rtol=0, atol=0)
         assert torch.equal(labels, ref[2])
+
+
+def test_thresholds_outside_probabilities_are_refused():
+    """Soft-NMS marks padding and dropped candidates with -1: a threshold at or below it would
+    bring them back to life, so thresholds must be probabilities."""
+    for field in ("min_score", "pre_nms_thresh"):
+        with pytest.raises(ValueError, match=rf"^{field} must be in \[0, 1\), got -1"):
+            PostprocessConfig(**{field: -1.0})

@@ -18,7 +18,8 @@ import torch
 from ...outputs import DetectorOutput
 from .postprocess import PostprocessConfig, decode_level, soft_nms, soft_nms_on_rows, vote_boundaries
 
-DROPPED = -1.0          # the score of a candidate decode_level would not keep (Soft-NMS padding too)
+DROPPED = -1.0          # the score of a candidate decode_level would not keep (Soft-NMS padding too;
+                        # below any min_score, which PostprocessConfig keeps in [0, 1))
 
 
 @torch.no_grad()
@@ -65,7 +66,7 @@ def level_candidates(logits: torch.Tensor, offsets: torch.Tensor, mask: torch.Te
 def decode_batch_to_host(out: DetectorOutput, pp: PostprocessConfig) -> list[tuple[torch.Tensor, torch.Tensor,
                                                                                    torch.Tensor]]:
     """Per video of the batch, on the host: segments (level-0 grid units), scores, labels, as
-    :func:`~.task.decode_to_host` gives them."""
+    :func:`decode_to_host` gives them."""
     if pp.voting_thresh > 0 and not pp.multiclass_nms:
         return [decode_to_host(out, i, pp) for i in range(out.cls_logits[0].shape[0])]
     parts = [level_candidates(c, o, m, s, pp) for c, o, m, s in zip(out.cls_logits, out.offsets, out.masks,

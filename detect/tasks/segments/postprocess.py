@@ -31,6 +31,9 @@ class PostprocessConfig:
     voting_weights: str = "iou-score"   # IoU x score (ActionFormer's code); iou-offset: IoU x (score + 1.5)
 
     def __post_init__(self) -> None:
+        for name in ("pre_nms_thresh", "min_score"):   # scores are probabilities; -1 marks padding in Soft-NMS
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.voting_weights not in VOTING_WEIGHTS:
             raise ValueError(f"voting_weights must be one of {VOTING_WEIGHTS}, got {self.voting_weights!r}")
         if self.voting_thresh > 0 and self.multiclass_nms:
