@@ -125,3 +125,7 @@ def bound(prof, wall: float, steps: int) -> None:
     kernels = len(events) / steps
     print(f"per step: wall {1000 * wall:.1f} ms (profiled), GPU busy {busy:.1f} ms ({100 * busy / (1000 * wall):.0f}%), "
           f"{kernels:.0f} GPU operations")
+
+
+if __name__ == "__main__":
+    main()

@@ -129,3 +129,76 @@ def test_recomputing_conv_and_scan_in_backward_gives_the_same_gradients(name, ex
     torch.testing.assert_close(recomputed[0], saved[0], rtol=0, atol=0)
     for a, b in zip(recomputed[1], saved[1]):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _plain_branch(m, suffix: str, xz: torch.Tensor) -> torch.Tensor:
+    """One direction of Mamba's inner function written out on one sequence ``xz (L, 2 di)``:
+    causal conv + SiLU, projections, the scan oracle, the gate; ``(L, di)``."""
+    from detect.ops.selective_scan import selective_scan_ref
+
+    cfg = m.cfg
+    x, z = xz.T[None].chunk(2, dim=1)                                      # (1, di, L)
+    conv = getattr(m, f"conv1d{suffix}")
+    x = torch.nn.functional.silu(torch.nn.functional.conv1d(x, conv.weight, conv.bias, padding=cfg.d_conv - 1,
+                                                             groups=cfg.d_inner)[..., :x.shape[-1]])
+    dt, B, C = torch.split(x[0].T @ getattr(m, f"x_proj{suffix}").weight.T, [cfg.rank, cfg.d_state, cfg.d_state], -1)
+    delta = (dt @ getattr(m, f"dt_proj{suffix}").weight.T).T[None]
+    A = -torch.exp(m.A_b_log if suffix else m.A_log)
+    y = selective_scan_ref(x, delta, A, B.T[None], C.T[None], getattr(m, f"D{suffix}"), z=z,
+                           delta_bias=getattr(m, f"dt_proj{suffix}").bias, delta_softplus=True)
+    return y[0].T
+
+
+def _plain_mixer(m, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """Each sequence alone, its valid steps only, reversed by slicing: the mixers' definitions."""
+    out = torch.zeros(*x.shape[:2], m.out_proj.out_features, dtype=x.dtype)
+    for i, n in enumerate(lengths):
+        xz = x[i, :n] @ m.in_proj.weight.T
+        if isinstance(m, DBM):
+            xz_f, xz_b = xz.chunk(2, dim=1)
+            y = torch.cat([_plain_branch(m, "", xz_f), _plain_branch(m, "", xz_b.flip(0)).flip(0)], 1)
+        elif isinstance(m, ViM):
+            y = _plain_branch(m, "", xz) + _plain_branch(m, "_b", xz.flip(0)).flip(0)
+        else:
+            y = _plain_branch(m, "", xz)
+        out[i, :n] = y @ m.out_proj.weight.T
+    return out
+
+
+@pytest.mark.parametrize("name,expand", [("mamba", 1), ("vim", 2), ("dbm", 1)])
+def test_mixers_equal_their_definition_written_out(name, expand):
+    """Outputs and gradients in float64 against one sequence at a time through the plain formulas
+    (no stacking of directions, batches or channels, no storage tricks)."""
+    torch.manual_seed(0)
+    mixer = MIXERS[name](MambaConfig(8, expand=expand)).double()
+    lengths = [9, 5, 7]
+    x = torch.randn(3, 9, 8, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(9)[None] < torch.tensor(lengths)[:, None]
+    weights = torch.randn(3, 9, 8, dtype=torch.float64) * mask[..., None]
+    ours = mixer(x, mask)
+    grads = torch.autograd.grad((ours * weights).sum(), [x, *mixer.parameters()])
+    plain = _plain_mixer(mixer, x, lengths)
+    plain_grads = torch.autograd.grad((plain * weights).sum(), [x, *mixer.parameters()])
+    torch.testing.assert_close(ours * mask[..., None], plain, rtol=1e-10, atol=1e-10)
+    for a, b in zip(grads, plain_grads):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)   # the torch scan's backward: exp of chunk sums
+
+
+def test_projections_and_joins_keep_the_scan_storage():
+    """Projected and joined tensors are stored as rows (C, Bt, L) with time contiguous, so the
+    conv and the scan read them as they are and ``to_rows`` is a view, not a copy."""
+    from detect.layers.mamba import cat_rows, project_in, to_rows
+
+    linear = torch.nn.Linear(6, 10, bias=False)
+    x = torch.randn(3, 7, 6)
+    xz = project_in(linear, x)
+    torch.testing.assert_close(xz, linear(x).transpose(1, 2))
+    a, b = xz.chunk(2, dim=1)
+    for joined, expected in ((cat_rows([a, reverse_within(b, None)], 1), torch.cat([a, b.flip(-1)], 1)),
+                             (cat_rows([a, reverse_within(b, torch.tensor([7, 3, 5]))], 0), None)):
+        assert joined.stride(-1) == 1
+        assert to_rows(joined).data_ptr() == joined.data_ptr() and to_rows(joined)._base is not None
+        if expected is not None:
+            torch.testing.assert_close(joined, expected)
+    both = cat_rows([a, b], 0)
+    torch.testing.assert_close(both, torch.cat([a, b], 0))

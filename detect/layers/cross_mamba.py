@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .masked import drop_path
-from .mamba import MambaConfig, add_branch_params, reverse_within, ssm_branches
+from .mamba import MambaConfig, add_branch_params, cat_rows, project_in, reverse_within, ssm_branches
 
 
 class CrossMamba(nn.Module):
@@ -45,13 +45,13 @@ class CrossMamba(nn.Module):
     def forward(self, query: torch.Tensor, other: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         lengths = None if mask is None else mask.sum(-1)
         m = 1.0 if mask is None else mask[..., None].to(query.dtype)
-        x_f, x_b = self.in_proj(query * m).transpose(1, 2).chunk(2, dim=1)
-        z_f, z_b = self.v_in_proj(other * m).transpose(1, 2).chunk(2, dim=1)
-        forward = torch.cat([x_f, z_f], 1)
-        backward = reverse_within(torch.cat([x_b, z_b], 1), lengths)
-        y = ssm_branches(self, [("", torch.cat([forward, backward], 0))], self.cfg)[0][0]
+        x_f, x_b = project_in(self.in_proj, query * m).chunk(2, dim=1)
+        z_f, z_b = project_in(self.v_in_proj, other * m).chunk(2, dim=1)
+        forward = cat_rows([x_f, z_f], 1)
+        backward = reverse_within(cat_rows([x_b, z_b], 1), lengths)
+        y = ssm_branches(self, [("", cat_rows([forward, backward], 0))], self.cfg)[0][0]
         y_f, y_b = y.chunk(2, dim=0)
-        out = torch.cat([y_f, reverse_within(y_b, lengths)], 1)                        # (B, 2d, L)
+        out = cat_rows([y_f, reverse_within(y_b, lengths)], 1)                         # (B, 2d, L)
         out = out + self.channel_gamma * (out - F.silu(self.channel_conv(out)))
         return self.out_proj(out.transpose(1, 2))
 

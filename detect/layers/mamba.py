@@ -48,13 +48,50 @@ class MambaConfig:
         return self.dt_rank or math.ceil(self.d_model / 16)
 
 
+# Layout. The conv and the scan read (Bt, C, L) with time contiguous. As in mamba-ssm, such tensors
+# are stored here as (C, Bt, L), "rows" of Bt * L steps per channel: then the projections on
+# either side are single GEMMs that read and write that storage directly, and joining channels,
+# batches or directions copies whole rows. A (Bt, L, C) tensor viewed as (Bt, C, L) instead makes
+# every join and projection a transposing copy: the largest non-scan cost of the SG-Mamba heatmap
+# stem (docs/BENCHMARKS.md).
+
+
+def to_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(Bt, C, L) -> (C, Bt * L)``: a view when ``x`` is stored as rows, else one copy."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+
+def from_rows(rows: torch.Tensor, batch: int) -> torch.Tensor:
+    """``(C, Bt * L) -> (Bt, C, L)``, a view."""
+    return rows.view(rows.shape[0], batch, -1).transpose(0, 1)
+
+
+def cat_rows(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.cat`` of ``(Bt, C, L)`` tensors along channels (``dim=1``) or batch (``dim=0``),
+    stored as rows; a lone tensor comes back as it is."""
+    if len(tensors) == 1:
+        return tensors[0]
+    rows = torch.cat([to_rows(t) for t in tensors], 1 - dim)
+    return from_rows(rows, rows.shape[1] // tensors[0].shape[-1])
+
+
+def project_in(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``linear`` on ``x (B, L, d)`` -> ``(B, C, L)`` stored as rows: one GEMM ``W @ x^T``."""
+    rows = linear.weight @ x.reshape(-1, x.shape[-1]).mT
+    if linear.bias is not None:
+        rows = rows + linear.bias[:, None]
+    return from_rows(rows, x.shape[0])
+
+
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Reverse ``x (B, C, L)`` in time within each sequence's valid length; padding stays put."""
+    """Reverse ``x (B, C, L)`` in time within each sequence's valid length; padding stays put.
+    A flip keeps ``x``'s storage; a reversal within lengths returns rows."""
     if lengths is None:
         return x.flip(-1)
     steps = torch.arange(x.shape[-1], device=x.device)
     idx = torch.where(steps[None] < lengths[:, None], lengths[:, None] - 1 - steps[None], steps[None])
-    return x.gather(-1, idx[:, None, :].expand_as(x))
+    channels_first = x.transpose(0, 1)
+    return channels_first.gather(-1, idx[None].expand_as(channels_first)).transpose(0, 1)
 
 
 def add_branch_params(owner: nn.Module, cfg: MambaConfig, suffix: str = "") -> None:
@@ -100,7 +137,7 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
     """
     suffixes = [s for s, _ in directions]
     xs, zs = zip(*(xz.chunk(2, dim=1) for _, xz in directions))
-    x, z = _join(list(xs), 1), _join(list(zs), 1)
+    x, z = cat_rows(list(xs), 1), cat_rows(list(zs), 1)
     if recomputes(cfg, x):
         from torch.utils.checkpoint import checkpoint
 
@@ -121,11 +158,11 @@ def _conv_and_scan(owner: nn.Module, suffixes: list[str], cfg: MambaConfig, x: t
     dts, Bs, Cs = [], [], []
     for (_, x_proj, dt_proj, _, _), x_d in zip(parts, x.chunk(len(parts), dim=1)):
         dt, B, C = torch.split(x_proj(x_d.transpose(1, 2)), [cfg.rank, cfg.d_state, cfg.d_state], dim=-1)
-        dts.append(dt_proj.weight @ dt.transpose(1, 2))       # (Bt, di, L); the bias goes in as delta_bias
+        dts.append(dt_proj.weight @ dt.reshape(-1, cfg.rank).mT)  # (di, Bt L); the bias goes in as delta_bias
         Bs.append(B.transpose(1, 2))
         Cs.append(C.transpose(1, 2))
     B, C = (torch.stack(v, 1) if len(v) > 1 else v[0].contiguous() for v in (Bs, Cs))
-    y = selective_scan(x, _join(dts, 1), -torch.exp(_join([p[3] for p in parts], 0).float()), B, C,
+    y = selective_scan(x, from_rows(_join(dts, 0), x.shape[0]), -torch.exp(_join([p[3] for p in parts], 0).float()), B, C,
                        _join([p[4] for p in parts], 0).float(), z=z,
                        delta_bias=_join([p[2].bias for p in parts], 0).float(), delta_softplus=True,
                        backend=cfg.backend)
@@ -152,7 +189,7 @@ class Mamba(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``."""
-        xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
+        xz = project_in(self.in_proj, _masked(x, mask))
         return self.out_proj(ssm_branches(self, [("", xz)], self.cfg)[0][0].transpose(1, 2))
 
 
@@ -176,7 +213,7 @@ class ViM(nn.Module):
         """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``; with ``return_c`` also the C state
         ``(B, d_state, L)``: the two directions' C projections averaged in time order."""
         lengths = _lengths(mask)
-        xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
+        xz = project_in(self.in_proj, _masked(x, mask))
         (y_f, y_b), (c_f, c_b) = ssm_branches(self, [("", xz), ("_b", reverse_within(xz, lengths))], self.cfg)
         y = y_f + reverse_within(y_b, lengths)
         y = y / 2 if self.divide_out else y
@@ -201,11 +238,10 @@ class DBM(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         lengths = _lengths(mask)
-        xz = self.in_proj(_masked(x, mask)).transpose(1, 2)
-        xz_f, xz_b = xz.chunk(2, dim=1)
-        both = torch.cat([xz_f, reverse_within(xz_b, lengths)], dim=0)
+        xz_f, xz_b = project_in(self.in_proj, _masked(x, mask)).chunk(2, dim=1)
+        both = cat_rows([xz_f, reverse_within(xz_b, lengths)], dim=0)
         y_f, y_b = ssm_branches(self, [("", both)], self.cfg)[0][0].chunk(2, dim=0)
-        y = torch.cat([y_f, reverse_within(y_b, lengths)], dim=1)
+        y = cat_rows([y_f, reverse_within(y_b, lengths)], dim=1)
         return self.out_proj(y.transpose(1, 2))
 
 
