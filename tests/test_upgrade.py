@@ -70,21 +70,24 @@ def test_a_checkpoint_from_before_the_task_section_upgrades_and_gives_the_same_o
     probe = state["probe"]
     with torch.no_grad():
         out = model.eval()(probe["input"], torch.ones(1, probe["input"].shape[-1], dtype=torch.bool))
+    # float32 rounding, not bit-identity: since the fixtures were written the mixers compute in_proj
+    # as W @ x^T (the scan's storage), the same products summed in another order
+    close = {"rtol": 1e-5, "atol": 1e-6}
     if task != "segments":
-        torch.testing.assert_close(out.logits, probe["logits"], rtol=0, atol=0)
+        torch.testing.assert_close(out.logits, probe["logits"], **close)
         return
     from detect.tasks.segments.decode import decode_video
     from detect.tasks.segments.task import SegmentLoss
 
     for ours, theirs in zip(out.cls_logits + out.offsets, probe["cls_logits"] + probe["offsets"]):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+        torch.testing.assert_close(ours, theirs, **close)
     pp = cfg.task.postprocess
     assert (pp.max_seg_num, pp.nms_sigma, pp.pre_nms_topk, pp.multiclass_nms, pp.voting_thresh) == (30, 0.6, 500,
                                                                                                      False, 0.5)
     segs, scores, labels = decode_video(out, 0, pp)
     assert len(scores) > 0
-    torch.testing.assert_close((segs, scores, labels), (probe["segments"], probe["scores"], probe["labels"]),
-                               rtol=0, atol=0)
+    torch.testing.assert_close((segs, scores), (probe["segments"], probe["scores"]), **close)
+    assert torch.equal(labels, probe["labels"])
     loss = SegmentLoss(cfg.task, cfg.model.num_classes)
     loss.load_state_dict(state["criterion"])
     assert loss.loss_normalizer.item() == 42.5
