@@ -104,3 +104,24 @@ def test_features_equal_video_features_openai_clip(tmp_path):
     clip = load_clip("video-features-tiny", str(tmp_path / "weights.pt"), torch.device("cpu"), quick_gelu=True)
     ours = clip.frames(ref["images"])
     torch.testing.assert_close(ours, ref["features"], rtol=1e-5, atol=1e-6)
+
+
+def test_skipping_the_random_init_changes_no_weight_and_a_partial_checkpoint_is_refused(tiny_clip, tmp_path,
+                                                                                       monkeypatch):
+    """open_clip's random fills are skipped because the checkpoint overwrites every weight: the
+    loaded model equals the checkpoint exactly, torch's init comes back afterwards, and a
+    checkpoint missing a weight is an error instead of uninitialised memory."""
+    from extract.models import clip as clip_module
+
+    _, weights, _ = tiny_clip
+    uniform = torch.nn.init.uniform_
+    state = torch.load(weights, weights_only=True)
+    loaded = clip_module.load_clip("tiny-clip-test", str(weights), torch.device("cpu"), quick_gelu=False).model
+    assert torch.nn.init.uniform_ is uniform
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    del state["visual.proj"]
+    torch.save(state, tmp_path / "partial.pt")
+    with pytest.raises(RuntimeError, match="visual.proj"):
+        clip_module.load_clip("tiny-clip-test", str(tmp_path / "partial.pt"), torch.device("cpu"), quick_gelu=False)
+    assert torch.nn.init.uniform_ is uniform
