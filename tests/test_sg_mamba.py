@@ -43,9 +43,9 @@ def test_each_direction_masks_with_its_own_query():
     assert not torch.allclose(h2[..., :7], h[..., :7])                  # where both are, it is updated
 
 
-def tiny_sg(**fields):
+def tiny_sg(heatmap=None, **fields):
     return create_model("sg-mamba", num_classes=3, appearance_dim=12, down_dim=8,
-                        heatmap={"window": 4, "size": 14, "patch": 7, "dim": 8, "depth": 1},
+                        heatmap={"window": 4, "size": 14, "patch": 7, "dim": 8, "depth": 1, **(heatmap or {})},
                         head_dim=8, backbone={"embd_dim": 8, "arch": [1, 1, 2], "backend": "torch"},
                         regression_range=[[0, 4], [4, 8], [8, 1000]], ccm_layers=1, **fields)
 
@@ -130,3 +130,43 @@ def test_the_fused_model_beats_each_tower_when_each_modality_carries_half_the_cl
                for t in ("appearance", "skeleton", "both")}
     print("test average mAP by tower:", results)  # docs/MODELS.md quotes this run (pytest -s)
     assert results["both"] > 0.65 and results["both"] > max(results["appearance"], results["skeleton"]) + 0.1, results
+
+
+@pytest.mark.parametrize("spare", [0, 5])
+def test_a_stem_with_a_fixed_window_count_equals_the_one_that_selects(spare):
+    """``max_windows`` (fixed shapes, for CUDA graphs) encodes the valid windows plus fillers that
+    are thrown away: the same outputs and parameter gradients as selecting the valid ones."""
+    from detect.layers.heatmap_stem import HeatmapStem, HeatmapStemConfig
+
+    torch.manual_seed(0)
+    cfg = dict(window=4, size=14, patch=7, dim=8, depth=2, drop_path=0.0)
+    selecting = HeatmapStem(HeatmapStemConfig(**cfg), backend="torch").double()
+    mask = torch.arange(6)[None] < torch.tensor([[6], [2], [4]])
+    fixed = HeatmapStem(HeatmapStemConfig(**cfg, max_windows=int(mask.sum()) + spare), backend="torch").double()
+    fixed.load_state_dict(selecting.state_dict())
+    heat = torch.rand(3, 6, 4, 14, 14, dtype=torch.float64)
+    weights = torch.randn(3, 8, 6, dtype=torch.float64)
+    outs, grads = [], []
+    for stem in (selecting, fixed):
+        out = stem(heat, mask)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * weights).sum(), list(stem.parameters())))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    assert not outs[1].transpose(1, 2)[~mask].any()
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_batch_over_max_windows_is_refused_and_only_a_fixed_stem_is_capturable():
+    from detect.errors import ConfigError
+
+    assert not tiny_sg().capturable
+    assert tiny_sg(towers="appearance").capturable
+    model = tiny_sg(heatmap={"max_windows": 10})
+    assert model.capturable
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    with pytest.raises(ConfigError, match="model.heatmap.max_windows is 10 but a batch has 16 valid steps"):
+        model.check_inputs({"mask": mask})
+    with pytest.raises(ConfigError, match="max_windows"):
+        model(mask, features=torch.randn(2, 12, 8), heatmaps=torch.rand(2, 8, 4, 14, 14))
+    model.check_inputs({"mask": mask[:, :5]})

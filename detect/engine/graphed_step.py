@@ -8,7 +8,8 @@ masks; ``benchmarks/compare_actionformer.py`` counts 0 host syncs per step) and 
 shapes: training batches are padded to ``data.max_seq_len``, and the targets (for segments,
 whose count varies per video) are assigned outside the graph (``criterion.assign``) into
 fixed-shape buffers. Segments and dense tasks have such criteria; clip batches pad to their
-longest clip, and SG-Mamba's stem selects the valid windows, so they train eagerly.
+longest clip, so they train eagerly, as does SG-Mamba unless its stem encodes a fixed number of
+windows (``model.heatmap.max_windows``).
 
 Capture needs a few warm-up steps first; they would change the weights, the optimizer's moments,
 the EMA and the loss normaliser, so all of these are put back, in place, before the first real
@@ -28,7 +29,7 @@ WARMUP_STEPS = 3
 def can_graph(cfg, device: torch.device, world: int, model: nn.Module, criterion: nn.Module) -> bool:
     """Whether ``optim.cuda_graph`` applies: one CUDA process, no gradient accumulation (its
     micro-steps differ), a task whose targets can be assigned outside the graph and a model whose
-    forward never waits for the GPU (``capturable``; SG-Mamba's stem selects the valid windows)."""
+    forward never waits for the GPU (``capturable``; SG-Mamba's stem needs ``max_windows``)."""
     return (cfg.optim.cuda_graph and device.type == "cuda" and world == 1 and cfg.optim.accumulate == 1
             and hasattr(criterion, "assign") and getattr(model, "capturable", True))
 
@@ -76,6 +77,9 @@ class GraphedStep:
 
     def step(self, inputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor],
                                                                                        torch.Tensor]:
+        check = getattr(self.model, "check_inputs", None)
+        if check is not None:  # the replay runs no Python: checks on the batch's host tensors
+            check(batch["inputs"])
         if self.graph is None:
             self._capture(inputs, batch)
         for name, value in inputs.items():

@@ -7,7 +7,10 @@
     -> RMSNorm, mean over the patch tokens: (N, d)
 
 Only valid windows are encoded (padding never costs a scan); the result is scattered back to
-``(B, d, T)`` with zeros on padding.
+``(B, d, T)`` with zeros on padding. Selecting them needs their count on the host, which waits for
+the GPU; with ``max_windows`` set, every batch encodes exactly that many windows (its valid ones,
+then copies of the first, thrown away), so the step has fixed shapes and can be replayed from a
+CUDA graph (``optim.cuda_graph``).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .mamba import ResidualViM
 
 
@@ -29,10 +33,13 @@ class HeatmapStemConfig:
     d_state: int = 16
     expand: int = 2
     drop_path: float = 0.1
+    max_windows: int | None = None   # valid steps per batch at most: fixed shapes for a CUDA graph
 
     def __post_init__(self) -> None:
         if self.size % self.patch:
             raise ValueError(f"heatmap size {self.size} is not a multiple of the patch {self.patch}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError(f"heatmap max_windows must be at least 1, got {self.max_windows}")
 
 
 class HeatmapStem(nn.Module):
@@ -63,9 +70,28 @@ class HeatmapStem(nn.Module):
             x = layer(x)
         return self.norm_f(x)[:, 1:].mean(1)
 
+    def check_windows(self, mask: torch.Tensor) -> None:
+        """A batch fits ``max_windows`` (reads the count on the host)."""
+        count = int(mask.sum())
+        if count > self.cfg.max_windows:
+            raise ConfigError(f"model.heatmap.max_windows is {self.cfg.max_windows} but a batch has {count} valid "
+                              "steps (at most batch_size x the longest video's steps): raise it")
+
     def forward(self, heatmaps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``heatmaps (B, T, w, S, S)``, ``mask (B, T)`` -> ``(B, d, T)``."""
-        out = heatmaps.new_zeros(mask.shape[0], mask.shape[1], self.cfg.dim, dtype=self.cls_token.dtype)
-        if mask.any():
-            out[mask] = self.encode(heatmaps[mask]).to(out.dtype)
-        return out.transpose(1, 2)
+        b, t = mask.shape
+        if self.cfg.max_windows is None:
+            out = heatmaps.new_zeros(b, t, self.cfg.dim, dtype=self.cls_token.dtype)
+            if mask.any():
+                out[mask] = self.encode(heatmaps[mask]).to(out.dtype)
+            return out.transpose(1, 2)
+        if not (mask.is_cuda and torch.cuda.is_current_stream_capturing()):  # a graph's trainer checks on the host
+            self.check_windows(mask)
+        picked = torch.nonzero_static(mask.flatten(), size=self.cfg.max_windows, fill_value=-1)[:, 0]
+        real = picked >= 0
+        encoded = self.encode(heatmaps.flatten(0, 1).index_select(0, picked.clamp(min=0)))
+        encoded = torch.where(real[:, None], encoded, 0).to(self.cls_token.dtype)
+        # the fillers all land on one extra row, dropped
+        rows = torch.where(real, picked, b * t)
+        out = encoded.new_zeros(b * t + 1, self.cfg.dim).index_copy(0, rows, encoded)[:-1]
+        return out.view(b, t, -1).transpose(1, 2)

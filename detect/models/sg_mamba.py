@@ -93,7 +93,6 @@ def fuse(skeleton: DetectorOutput, appearance: DetectorOutput, vw: float) -> Det
                       "backbone": {"embd_dim": 8, "arch": [1, 1, 2], "backend": "torch"},
                       "regression_range": [[0, 4], [4, 8], [8, 1000]]})
 class SGMamba(nn.Module):
-    capturable = False  # the stem encodes only the valid windows: a count the host must read
 
     def __init__(self, cfg: SGMambaConfig) -> None:
         super().__init__()
@@ -114,6 +113,16 @@ class SGMamba(nn.Module):
     @property
     def length_multiple(self) -> int:
         return self.strides[-1]
+
+    @property
+    def capturable(self) -> bool:
+        """Whether the forward never waits for the GPU: the stem's window count must be fixed."""
+        return self.cfg.towers == "appearance" or self.cfg.heatmap.max_windows is not None
+
+    def check_inputs(self, inputs: dict[str, torch.Tensor]) -> None:
+        """What a graph replay cannot check, on the batch's host tensors."""
+        if self.cfg.towers != "appearance" and self.cfg.heatmap.max_windows is not None:
+            self.stem.check_windows(inputs["mask"])
 
     def forward(self, mask: torch.Tensor, features: torch.Tensor | None = None,
                 heatmaps: torch.Tensor | None = None) -> DetectorOutput:
