@@ -140,7 +140,7 @@ def test_a_stem_with_a_fixed_window_count_equals_the_one_that_selects(spare):
 
     torch.manual_seed(0)
     cfg = dict(window=4, size=14, patch=7, dim=8, depth=2, drop_path=0.0)
-    selecting = HeatmapStem(HeatmapStemConfig(**cfg), backend="torch").double()
+    selecting = HeatmapStem(HeatmapStemConfig(**cfg), backend="torch").double().train()
     mask = torch.arange(6)[None] < torch.tensor([[6], [2], [4]])
     fixed = HeatmapStem(HeatmapStemConfig(**cfg, max_windows=int(mask.sum()) + spare), backend="torch").double()
     fixed.load_state_dict(selecting.state_dict())
@@ -167,6 +167,8 @@ def test_a_batch_over_max_windows_is_refused_and_only_a_fixed_stem_is_capturable
     mask = torch.ones(2, 8, dtype=torch.bool)
     with pytest.raises(ConfigError, match="model.heatmap.max_windows is 10 but a batch has 16 valid steps"):
         model.check_inputs({"mask": mask})
+    inputs = {"features": torch.randn(2, 12, 8), "heatmaps": torch.rand(2, 8, 4, 14, 14)}
     with pytest.raises(ConfigError, match="max_windows"):
-        model(mask, features=torch.randn(2, 12, 8), heatmaps=torch.rand(2, 8, 4, 14, 14))
+        model.train()(mask, **inputs)
     model.check_inputs({"mask": mask[:, :5]})
+    model.eval()(mask, **inputs)   # evaluation is never graphed: it selects the valid windows

@@ -8,9 +8,9 @@
 
 Only valid windows are encoded (padding never costs a scan); the result is scattered back to
 ``(B, d, T)`` with zeros on padding. Selecting them needs their count on the host, which waits for
-the GPU; with ``max_windows`` set, every batch encodes exactly that many windows (its valid ones,
-then copies of the first, thrown away), so the step has fixed shapes and can be replayed from a
-CUDA graph (``optim.cuda_graph``).
+the GPU; with ``max_windows`` set, every training batch encodes exactly that many windows (its
+valid ones, then copies of the first, thrown away), so the training step has fixed shapes and can
+be replayed from a CUDA graph (``optim.cuda_graph``). Evaluation selects as before.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class HeatmapStemConfig:
     d_state: int = 16
     expand: int = 2
     drop_path: float = 0.1
-    max_windows: int | None = None   # valid steps per batch at most: fixed shapes for a CUDA graph
+    max_windows: int | None = None   # valid steps per training batch at most: fixed shapes for a CUDA graph
 
     def __post_init__(self) -> None:
         if self.size % self.patch:
@@ -80,7 +80,7 @@ class HeatmapStem(nn.Module):
     def forward(self, heatmaps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``heatmaps (B, T, w, S, S)``, ``mask (B, T)`` -> ``(B, d, T)``."""
         b, t = mask.shape
-        if self.cfg.max_windows is None:
+        if self.cfg.max_windows is None or not self.training:  # only a training step is graphed
             out = heatmaps.new_zeros(b, t, self.cfg.dim, dtype=self.cls_token.dtype)
             if mask.any():
                 out[mask] = self.encode(heatmaps[mask]).to(out.dtype)
