@@ -150,7 +150,9 @@ def sg_inputs(g: torch.Generator, batch: int, valid: int, length: int):
     mask = (torch.arange(length, device="cuda") < valid)[None].expand(batch, -1).contiguous()
     segments = [torch.tensor([[5.0, 15.0], [20.0, 30.0]], device="cuda")] * batch
     labels = [torch.tensor([1, 4], device="cuda")] * batch
-    return {"mask": mask, "features": feats, "heatmaps": heat}, {"segments": segments, "labels": labels}
+    # the batch as a loader gives it: targets, and the inputs' host copies (what a graphed step checks)
+    return ({"mask": mask, "features": feats, "heatmaps": heat},
+            {"segments": segments, "labels": labels, "inputs": {"mask": mask.cpu()}})
 
 
 def sgmamba_main(args) -> None:

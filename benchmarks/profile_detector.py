@@ -14,6 +14,7 @@ features and 8 x 56 x 56 heatmaps per step); the last two profile training only.
     python benchmarks/profile_detector.py --model actionformer --mode infer --precision fp32 --rows 40
     python benchmarks/profile_detector.py --task dense --mode train
     python benchmarks/profile_detector.py --task sgmamba --mode train
+    python benchmarks/profile_detector.py --task sgmamba --mode train --graph --option heatmap.max_windows=152
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rows", type=int, default=25)
     p.add_argument("--graphs", action="store_true", help="inference replayed from CUDA graphs, as predict runs it")
-    p.add_argument("--option", action="append", default=[], help="key=value of the backbone (segments, sgmamba) or "
-                   "the model (dense), e.g. recompute=false")
+    p.add_argument("--option", action="append", default=[], help="key=value of the backbone (segments) or the "
+                   "model (dense, sgmamba), e.g. recompute=false, heatmap.max_windows=152")
     p.add_argument("--graph", action="store_true", help="training: the step replayed from a CUDA graph")
     args = p.parse_args()
     amp = args.precision == "bf16"
@@ -110,8 +111,8 @@ def build(args, g: torch.Generator):
         model = create_model("ms-temba", num_classes=51, backend=args.backend,
                              **apply_overrides({}, args.option)).cuda()
         return (model, *dense_batch(2500, g), DenseLoss(aux_weight=0.3), "batch 1 x 1024 x 2500")
-    backbone = apply_overrides({}, args.option)
-    model = create_model("sg-mamba", num_classes=7, backbone={"backend": args.backend, **backbone}).cuda()
+    model = create_model("sg-mamba", num_classes=7,
+                         **apply_overrides({"backbone": {"backend": args.backend}}, args.option)).cuda()
     inputs, batch = sg_inputs(g, 4, 38, 192)
     return (model, inputs, batch, SegmentLoss(SegmentsConfig(), 7).cuda(),
             "4 windows x 38 valid of 192 steps, 2048-d + 8 x 56 x 56 heatmaps")
