@@ -17,7 +17,9 @@ dict in the OpenAI layout for both tools; I3D in each tool's own layout (video_f
 DeepMind model with another layout, so its I3D gets its own random weights, and I3D features are
 not compared: see below). The videos are cut into ``--rounds`` groups; each round runs both tools
 on its group, the order alternating, whole processes timed (start-up included, as a user waits
-for it). Videos/s per tool and the ratio within each round: median (min-max).
+for it). Videos/s per tool and the ratio within each round: median (min-max); for ours also the
+seconds outside its extraction loop (start-up, model loading, closing the store), from its
+``--json`` summary.
 
 Features: CLIP per frame on the same frames, cosine similarity of the two tools' vectors, and
 the two models on identical input tensors in float32 against ours in float64 (the weights and
@@ -27,6 +29,7 @@ I3D is not compared: video_features' port differs from the DeepMind definition o
 from a 256-pixel short side where ours resizes to 224.
 
     python benchmarks/compare_video_features.py --video-features-root VF --videos 20 --rounds 5
+    python benchmarks/compare_video_features.py --video-features-root VF --tools clip --only-rounds 0,1,2
     python benchmarks/compare_video_features.py --video-features-root VF --videos 2 --min-s 3 --max-s 4 \\
         --rounds 1 --device cpu                       # a smoke run
 
@@ -93,7 +96,7 @@ def theirs_command(tool: str, vf: Path, videos: list[Path], out: Path, device: s
 
 def ours_command(tool: str, folder: Path, out: Path, weights: dict[str, Path], args) -> list[str]:
     common = ["--video-dir", str(folder), "--out", str(out), "--workers", str(args.workers),
-              "--batch-size", str(args.batch_size), "--device", args.device]
+              "--batch-size", str(args.batch_size), "--device", args.device, "--json"]
     if tool == "i3d":
         return [sys.executable, "-m", "extract", "i3d", *common, "--window", "64", "--stride", "64",
                 "--weights", str(weights["i3d"])]
@@ -105,10 +108,11 @@ def log_tail(log: Path) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-15:])
 
 
-def timed_run(cmd: list[str], cwd: Path, env: dict, log: Path) -> float:
+def timed_run(cmd: list[str], cwd: Path, env: dict, log: Path, stdout: Path | None = None) -> float:
+    """Seconds of the whole process; its output into ``log`` (stdout alone into ``stdout`` if given)."""
     start = time.perf_counter()
-    with open(log, "ab") as fh:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    with open(log, "ab") as fh, open(stdout or log, "ab") as out:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=fh)
     seconds = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd[:4])} failed (exit {proc.returncode}); its log ends:\n{log_tail(log)}")
@@ -174,12 +178,16 @@ def main() -> None:
     p.add_argument("--min-s", type=int, default=60, help="shortest video, seconds")
     p.add_argument("--max-s", type=int, default=180, help="longest video, seconds")
     p.add_argument("--rounds", type=int, default=5, help="groups of videos, each timed for both tools")
+    p.add_argument("--only-rounds", type=lambda v: [int(r) for r in v.split(",")],
+                   help="run only these rounds (0-based, comma-separated): a long run split over several calls")
     p.add_argument("--tools", default="i3d,clip")
     p.add_argument("--workers", type=int, default=12, help="our decoding processes")
     p.add_argument("--batch-size", type=int, default=32, help="our snippets per forward")
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args()
+    if args.only_rounds is not None and not set(args.only_rounds) <= set(range(args.rounds)):
+        raise SystemExit(f"--only-rounds {args.only_rounds}: rounds are 0..{args.rounds - 1}")
     if not (args.video_features_root / "main.py").is_file():
         raise SystemExit(f"{args.video_features_root}: not a video_features checkout (no main.py)")
     root = Path(tempfile.mkdtemp(prefix="vs_video_features_"))
@@ -191,45 +199,56 @@ def main() -> None:
         durations = [round(args.min_s + i * step) for i in range(args.videos)]
         order = durations[::2] + durations[1::2][::-1]     # every round gets short and long videos
         groups = [order[r::args.rounds] for r in range(args.rounds)]
-        folders, first = [], 0
+        chosen = range(args.rounds) if args.only_rounds is None else args.only_rounds
+        folders, first = {}, 0
         for r, group in enumerate(groups):
-            folders.append((root / f"round_{r}", make_videos(root / f"round_{r}", group, first)))
+            if r in chosen:
+                folders[r] = (root / f"round_{r}", make_videos(root / f"round_{r}", group, first))
             first += len(group)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
         results = {}
         for tool in args.tools.split(","):
             rounds = []
-            for r, (folder, videos) in enumerate(folders):
+            for r, (folder, videos) in folders.items():
                 out_ours, out_theirs = root / f"ours_{tool}_{r}", root / f"theirs_{tool}_{r}"
                 runs = {"ours": (ours_command(tool, folder, out_ours, weights, args), Path.cwd()),
                         "theirs": (theirs_command(tool, vf, videos, out_theirs, args.device), vf)}
-                seconds = {}
+                seconds, summary = {}, root / f"ours_{tool}_{r}.json"
                 for who in (("theirs", "ours") if r % 2 == 0 else ("ours", "theirs")):
                     cmd, cwd = runs[who]
-                    seconds[who] = timed_run(cmd, cwd, env, root / f"{who}_{tool}.log")
+                    seconds[who] = timed_run(cmd, cwd, env, root / f"{who}_{tool}.log",
+                                             summary if who == "ours" else None)
                 check_theirs(out_theirs / THEIR_FOLDER[tool], videos, THEIR_KEY[tool], root / f"theirs_{tool}.log")
-                rounds.append({"videos": len(videos), "minutes": sum(groups[r]) / 60, **seconds,
+                # our extraction loop alone (the rest: start-up, model loading, closing the store)
+                loop = json.loads(summary.read_text())["seconds"]
+                rounds.append({"videos": len(videos), "minutes": sum(groups[r]) / 60, **seconds, "ours_loop": loop,
                                "ratio": seconds["theirs"] / seconds["ours"]})
                 print(f"{tool} round {r}: {len(videos)} videos, {sum(groups[r]) / 60:.1f} min; video_features "
-                      f"{seconds['theirs']:.1f} s, ours {seconds['ours']:.1f} s, x{rounds[-1]['ratio']:.2f}",
-                      flush=True)
+                      f"{seconds['theirs']:.1f} s, ours {seconds['ours']:.1f} s ({loop:.1f} s extracting), "
+                      f"x{rounds[-1]['ratio']:.2f}", flush=True)
             results[tool] = {"rounds": rounds}
             if tool == "clip":
-                results[tool]["agreement"] = clip_agreement(weights["clip"], root / "ours_clip_0",
-                                                            root / "theirs_clip_0" / THEIR_FOLDER["clip"], folders[0][1])
+                r = min(folders)
+                results[tool]["agreement"] = {"round": r, **clip_agreement(
+                    weights["clip"], root / f"ours_clip_{r}", root / f"theirs_clip_{r}" / THEIR_FOLDER["clip"],
+                    folders[r][1])}
         print(f"\n{torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}; "
-              f"{args.videos} videos of {args.min_s}-{args.max_s} s in {args.rounds} rounds, whole processes timed; "
+              f"{args.videos} videos of {args.min_s}-{args.max_s} s in {args.rounds} rounds (ran {sorted(folders)}), "
+              f"whole processes timed; "
               f"median (min-max) over rounds")
-        print(f"{'extractor':<10}{'video_features videos/s':>26}{'ours videos/s':>22}{'ours / video_features':>24}")
+        print(f"{'extractor':<10}{'video_features videos/s':>26}{'ours videos/s':>22}{'ours / video_features':>24}"
+              f"{'ours outside extraction s':>28}")
         for tool, res in results.items():
             theirs = [r["videos"] / r["theirs"] for r in res["rounds"]]
             ours = [r["videos"] / r["ours"] for r in res["rounds"]]
-            print(f"{tool:<10}{spread(theirs):>26}{spread(ours):>22}{spread([r['ratio'] for r in res['rounds']]):>24}")
+            fixed = [r["ours"] - r["ours_loop"] for r in res["rounds"]]
+            print(f"{tool:<10}{spread(theirs):>26}{spread(ours):>22}{spread([r['ratio'] for r in res['rounds']]):>24}"
+                  f"{spread(fixed):>28}")
         if "clip" in results:
             agree = results["clip"]["agreement"]
-            print(f"\nCLIP per frame, round 0: frames (ours, theirs) {agree['frames_ours_theirs']}; cosine similarity "
-                  f"median {agree['cos_median']:.5f}, min {agree['cos_min']:.5f}; the two models on the same input "
-                  f"(float32, against ours in float64): video_features {agree['models']['theirs_fp32']:.2e}, "
+            print(f"\nCLIP per frame, round {agree['round']}: frames (ours, theirs) {agree['frames_ours_theirs']}; "
+                  f"cosine similarity median {agree['cos_median']:.5f}, min {agree['cos_min']:.5f}; "
+                  f"the two models on the same input (float32, against ours in float64): video_features {agree['models']['theirs_fp32']:.2e}, "
                   f"ours {agree['models']['ours_fp32']:.2e}; video_features against ours with weights rounded "
                   f"to fp16 as its build_model does: {agree['models']['theirs_vs_ours_fp16_weights']:.2e}")
         if args.json:
