@@ -248,7 +248,8 @@ def main() -> None:
             agree = results["clip"]["agreement"]
             print(f"\nCLIP per frame, round {agree['round']}: frames (ours, theirs) {agree['frames_ours_theirs']}; "
                   f"cosine similarity median {agree['cos_median']:.5f}, min {agree['cos_min']:.5f}; "
-                  f"the two models on the same input (float32, against ours in float64): video_features {agree['models']['theirs_fp32']:.2e}, "
+                  f"the two models on the same input (float32, against ours in float64): "
+                  f"video_features {agree['models']['theirs_fp32']:.2e}, "
                   f"ours {agree['models']['ours_fp32']:.2e}; video_features against ours with weights rounded "
                   f"to fp16 as its build_model does: {agree['models']['theirs_vs_ours_fp16_weights']:.2e}")
         if args.json:
