@@ -1,6 +1,6 @@
 """Segment inference over a THUMOS-shaped test set, one video per forward and decoded alone (as
 ``predict`` ran before batching) against batches of videos of similar length decoded together
-(``predict`` now: sorted by length, :mod:`detect.tasks.segments.batch_decode`), the same batches
+(``predict`` now: sorted by length, :mod:`detect.tasks.segments.decode`), the same batches
 decoded one video at a time, and batches in id order.
 
 212 random videos of 300..6000 steps (2048-d, on the GPU), the forward replayed from CUDA graphs

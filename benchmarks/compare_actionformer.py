@@ -19,8 +19,8 @@ in seconds on the host: forward, then decoding + Soft-NMS + conversion (ms per v
 output segments per video). Our forward runs as ``predict`` runs it, replayed from CUDA graphs
 per length bucket (:mod:`detect.ops.graphed_forward`), and plain ("eager"); the graphed
 detections are first compared with the plain forward's on 8 videos. The first pass over the set
-(graph captures included) is timed too. Training: batch 2 x 2048 x 2304 (one video of 1800 valid steps),
-loss, backward, clipping, an AdamW step and the EMA update, each side as its own trainer does a
+(graph captures included) is timed too. Training: batch 2 x 2048 x 2304 (one video of 1800 valid
+steps), loss, backward, clipping, an AdamW step and the EMA update, each side as its own trainer does a
 step: iterations/s, peak memory as if the contestant ran alone (its weights, gradients, optimizer
 state and EMA copy plus the peak its steps allocate above what was resident), and how many times
 one step makes the host wait for the GPU (CUDA's sync debug mode). Each contestant warms up for ``--warmup-s`` seconds first (GPU clocks settle); then

@@ -58,7 +58,8 @@ def main() -> None:
     try:
         model, inputs, batch, criterion, shape = build(args, g)
     except (DetectError, KeyError, TypeError, ValueError) as err:  # an unknown model, option or value: one line
-        raise SystemExit(f"{args.model} {args.option}: {err}") from None
+        what = args.model if args.task == "segments" else args.task
+        raise SystemExit(f"{what} {args.option}: {err}") from None
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}: {args.task}, "
           f"{args.model if args.task == 'segments' else type(model).__name__}, backend {args.backend}, "
           f"{args.precision}{', graphed step' if args.graph else ''}")

@@ -120,6 +120,12 @@ def test_skipping_the_random_init_changes_no_weight_and_a_partial_checkpoint_is_
     assert torch.nn.init.uniform_ is uniform
     for name, value in loaded.state_dict().items():
         assert torch.equal(value, state[name]), name
+    import open_clip  # and the same features as open_clip's own build (non-persistent buffers included)
+
+    reference = open_clip.create_model("tiny-clip-test", pretrained=str(weights), weights_only=True).eval()
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(loaded.eval().encode_image(image), reference.encode_image(image))
     del state["visual.proj"]
     torch.save(state, tmp_path / "partial.pt")
     with pytest.raises(RuntimeError, match="visual.proj"):

@@ -93,7 +93,6 @@ def fuse(skeleton: DetectorOutput, appearance: DetectorOutput, vw: float) -> Det
                       "backbone": {"embd_dim": 8, "arch": [1, 1, 2], "backend": "torch"},
                       "regression_range": [[0, 4], [4, 8], [8, 1000]]})
 class SGMamba(nn.Module):
-
     def __init__(self, cfg: SGMambaConfig) -> None:
         super().__init__()
         self.cfg = cfg
