@@ -30,6 +30,7 @@ from a 256-pixel short side where ours resizes to 224.
 
     python benchmarks/compare_video_features.py --video-features-root VF --videos 20 --rounds 5
     python benchmarks/compare_video_features.py --video-features-root VF --tools clip --only-rounds 0,1,2
+    python benchmarks/compare_video_features.py --video-features-root VF --tools i3d --profile PROFILES
     python benchmarks/compare_video_features.py --video-features-root VF --videos 2 --min-s 3 --max-s 4 \\
         --rounds 1 --device cpu                       # a smoke run
 
@@ -171,6 +172,19 @@ def clip_agreement(weights: Path, ours_store: Path, theirs_out: Path, videos: li
             "models": rel}
 
 
+def profile_ours(tool: str, folder: Path, root: Path, weights: dict[str, Path], args, env: dict) -> None:
+    """Where our whole process spends its time (start-up included): cProfile of the main process,
+    its 25 costliest calls printed, the profile kept for ``pstats``."""
+    import pstats
+
+    args.profile.mkdir(parents=True, exist_ok=True)
+    prof = args.profile / f"ours_{tool}.prof"
+    cmd = ours_command(tool, folder, root / f"profiled_{tool}", weights, args)
+    timed_run([cmd[0], "-m", "cProfile", "-o", str(prof), *cmd[1:]], Path.cwd(), env, root / f"profiled_{tool}.log")
+    print(f"\n{tool}: our process under cProfile (main process only; decoding workers are separate)")
+    pstats.Stats(str(prof)).sort_stats("cumulative").print_stats(25)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video-features-root", type=Path, required=True, help="a checkout of v-iashin/video_features")
@@ -185,6 +199,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32, help="our snippets per forward")
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("--json", help="write the results here too")
+    p.add_argument("--profile", type=Path, help="then run ours once more per tool on the first round under "
+                                                 "cProfile (untimed), into PROFILE/ours_TOOL.prof")
     args = p.parse_args()
     if args.only_rounds is not None and not set(args.only_rounds) <= set(range(args.rounds)):
         raise SystemExit(f"--only-rounds {args.only_rounds}: rounds are 0..{args.rounds - 1}")
@@ -227,6 +243,8 @@ def main() -> None:
                       f"{seconds['theirs']:.1f} s, ours {seconds['ours']:.1f} s ({loop:.1f} s extracting), "
                       f"x{rounds[-1]['ratio']:.2f}", flush=True)
             results[tool] = {"rounds": rounds}
+            if args.profile:
+                profile_ours(tool, folders[min(folders)][0], root, weights, args, env)
             if tool == "clip":
                 r = min(folders)
                 results[tool]["agreement"] = {"round": r, **clip_agreement(
