@@ -14,6 +14,7 @@ Weights are random (throughput does not depend on their values; no download need
     python benchmarks/extract_throughput.py --models iv2-s14,iv2-b14,iv2-l14,iv2-1b --videos 4 --seconds 30
     python benchmarks/extract_throughput.py --models skeleton-coco --videos 4 --seconds 30
     python benchmarks/extract_throughput.py --models i3d-both,iv2-l14 --videos 8 --seconds 60
+    python benchmarks/extract_throughput.py --models i3d-rgb --videos 4 --seconds 120 --workers 12 --decode-threads 1
 
 ``skeleton-coco`` counts frames, not snippets: pose (torchvision Keypoint R-CNN, random
 weights, 3 candidates per frame, 256 px frames) per decoded frame through the runner, then the
@@ -215,6 +216,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--models", default="i3d-rgb,clip-vit-l14", help=f"any of {', '.join(MODELS)}, i3d-both, skeleton-coco")
+    p.add_argument("--decode-threads", type=int, default=0,
+                   help="decoder threads per video (0: the runner shares the cores among busy workers)")
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
     from extract.runner import Plan, Stream, extract
@@ -230,7 +233,7 @@ def main() -> None:
         (root / "videos").mkdir()
         make_videos(root / "videos", [args.seconds] * args.videos)
         sources = find_videos(root / "videos")
-        spec = DecodeSpec(size=224)
+        spec = DecodeSpec(size=224, threads=args.decode_threads)
         for name in args.models.split(","):
             if name == "i3d-both":
                 rows.append(i3d_both_row(root, sources, spec, args, device, dtype))
@@ -259,7 +262,8 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"{torch.cuda.get_device_name()}, {args.videos} x {args.seconds} s 30 fps 320x240 h264 videos, "
-          f"{args.workers} decoding workers, batch {args.batch_size}, bf16; snippets/s")
+          f"{args.workers} decoding workers, {args.decode_threads or 'automatic'} decoder threads per video, "
+          f"batch {args.batch_size}, bf16; snippets/s")
     print(f"{'model':<14}{'snippets':>9}{'end-to-end':>12}{'model only':>12}{'ratio':>7}{'decode only':>13}"
           f"{'peak GiB':>10}")
     for r in rows:

@@ -9,6 +9,7 @@ recorded as failed and extraction resumes with the rest.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections import defaultdict
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .cores import available_cores
 from .errors import ExtractError
 from .snippets import SnippetCutter
 from .store import SnippetGrid, StoreInfo, StoreWriter, VideoMeta
@@ -58,8 +60,13 @@ class _Decoded(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         mine = self.sources if info is None else self.sources[info.id::info.num_workers]
+        spec = self.spec
+        if info is not None and not spec.threads:
+            # cores shared among the workers that have a video: a few long videos decode on all cores
+            busy = min(info.num_workers, len(self.sources))
+            spec = dataclasses.replace(spec, threads=max(1, available_cores() // busy))
         for src in mine:
-            stream = FrameStream(src.path, self.spec)
+            stream = FrameStream(src.path, spec)
             try:
                 for chunk in stream:
                     yield "chunk", src.video_id, chunk

@@ -106,3 +106,15 @@ def test_torchcodec_samples_by_timestamp_and_checks_the_length(tmp_path):
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     frames, stream = decode_all(cut, DecodeSpec(size=32, decoder="torchcodec"))
     assert stream.warnings and "of the 120 frames" in stream.warnings[0]
+
+
+@pytest.mark.parametrize("decoder", ["decord", "ffmpeg"])
+def test_decoder_threads_change_speed_not_frames(tmp_path, decoder):
+    """Several threads per video (what the runner gives workers when there are fewer videos than
+    workers) decode exactly the frames one thread does."""
+    path = make_video(tmp_path / "threads", 70, fps=30.0, width=160, height=120, codec="h264")
+    one, _ = decode_all(path, DecodeSpec(size=48, decoder=decoder, threads=1))
+    several, _ = decode_all(path, DecodeSpec(size=48, decoder=decoder, threads=3))
+    assert one.shape == (70, 48, 48, 3) and np.array_equal(one, several)
+    with pytest.raises(ValueError, match="threads"):
+        DecodeSpec(threads=-1)

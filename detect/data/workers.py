@@ -1,12 +1,7 @@
 """How many processes and threads data loading may use on this machine."""
 from __future__ import annotations
 
-import os
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (its affinity mask, which containers and taskset narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+from extract.cores import available_cores
 
 
 def loader_workers(requested: int) -> int:

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from ..data.workers import available_cores
+from extract.cores import available_cores
 
 
 def init_distributed() -> tuple[int, int, int]:

@@ -43,6 +43,7 @@ class DecodeSpec:
     chunk: int = 64                   # frames per chunk handed out
     timeout: float = 3600.0           # seconds for one video through the ffmpeg pipe
     strict: bool = False              # a video decoding short of its container's length fails
+    threads: int = 0                  # decoder threads for one video; 0: the decoder's own choice
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -51,6 +52,8 @@ class DecodeSpec:
             raise ValueError(f"spatial must be one of {SPATIAL}, got {self.spatial!r}")
         if self.fps is not None and self.fps <= 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (automatic) or positive, got {self.threads}")
 
 
 @dataclass
@@ -167,7 +170,7 @@ class FrameStream:
             raise _BackendProblem(f"not importable ({exc})") from None
         width, height = _scaled_size(info.width, info.height, self.spec)
         try:
-            reader = decord.VideoReader(str(self.path), width=width, height=height, num_threads=1)
+            reader = decord.VideoReader(str(self.path), width=width, height=height, num_threads=self.spec.threads)
         except Exception as exc:  # noqa: BLE001 - decord raises its own error types
             raise _BackendProblem(f"cannot open ({exc})") from None
         count = len(reader)
@@ -245,7 +248,8 @@ class FrameStream:
                         f"crop={size}:{size}"]
         else:
             filters.append(f"scale={size}:{size}:flags=bilinear")
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(self.path), "-map", "0:v:0",
+        threads = ["-threads", str(self.spec.threads)] if self.spec.threads else []
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *threads, "-i", str(self.path), "-map", "0:v:0",
                "-vf", ",".join(filters), *passthrough_args(), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         if not self.decoder:
             self.decoder = "ffmpeg pipe"
