@@ -131,3 +131,22 @@ def test_skipping_the_random_init_changes_no_weight_and_a_partial_checkpoint_is_
     with pytest.raises(RuntimeError, match="visual.proj"):
         clip_module.load_clip("tiny-clip-test", str(tmp_path / "partial.pt"), torch.device("cpu"), quick_gelu=False)
     assert torch.nn.init.uniform_ is uniform
+
+
+def test_open_clip_comes_without_the_optional_libraries_a_model_does_not_use():
+    """ViT-B/32 needs neither timm nor transformers (whose import costs seconds of start-up); a timm
+    tower loaded later in the same process gets timm after all."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from extract.models.clip import _import_open_clip\n"
+            "open_clip = _import_open_clip('ViT-B-32')\n"
+            "assert 'timm' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)\n"
+            "assert open_clip.timm_model.timm is None\n"
+            "model = open_clip.create_model('ViT-B-32-quickgelu')\n"
+            "_import_open_clip('ViT-B-16-SigLIP')\n"
+            "assert open_clip.timm_model.timm is sys.modules['timm']\n"
+            "assert open_clip.create_model('ViT-B-16-SigLIP').visual.__class__.__name__ == 'TimmModel'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -8,6 +8,10 @@ choice is recorded. Features are unnormalised unless ``normalize=True`` (also re
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import json
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,13 +70,61 @@ def _no_random_init():
             setattr(torch.nn.init, name, fn)
 
 
+# optional library -> the open_clip modules that import it (each falls back to None without it)
+_OPTIONAL = {"transformers": ("open_clip.hf_model", "open_clip.coca_model"), "timm": ("open_clip.timm_model",)}
+_left_out: set[str] = set()   # libraries open_clip was imported without, in this process
+
+
+def _needed_optional(arch: str) -> set[str]:
+    """Which of transformers (Hugging Face text towers, CoCa) and timm (timm image towers) the
+    open_clip config ``arch`` uses; all of them where that is unknown (``hf-hub:``, no such config)."""
+    found = importlib.util.find_spec("open_clip")
+    config = None if arch.startswith("hf-hub:") or found is None or not found.submodule_search_locations else \
+        Path(found.submodule_search_locations[0]) / "model_configs" / f"{arch}.json"
+    if config is None or not config.is_file():
+        return set(_OPTIONAL)
+    cfg = json.loads(config.read_text())
+    needed = set()
+    if cfg.get("text_cfg", {}).get("hf_model_name") or "multimodal_cfg" in cfg:
+        needed.add("transformers")
+    if cfg.get("vision_cfg", {}).get("timm_model_name"):
+        needed.add("timm")
+    return needed
+
+
+def _import_open_clip(arch: str):
+    """open_clip, without importing the optional libraries ``arch`` does not use.
+
+    open_clip imports transformers and timm whenever they are installed; transformers alone pulls
+    in torch._dynamo, scikit-learn and sympy: 6-9 s of start-up on a machine that has it, where
+    extracting per-frame CLIP features of a one-minute video takes under 2 s on an H100. A library
+    left out here but needed by a later model in the same process is imported then (the modules
+    that use it are run again).
+    """
+    needed = _needed_optional(arch)
+    blocked = [] if "open_clip" in sys.modules else [m for m in _OPTIONAL if m not in needed and m not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # `import name` raises ImportError: open_clip's fallback
+    try:
+        import open_clip
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+    _left_out.update(blocked)
+    for name in needed & _left_out:
+        _left_out.discard(name)
+        for module in _OPTIONAL[name]:
+            importlib.reload(sys.modules[module])
+    return open_clip
+
+
 def load_clip(arch: str, pretrained: str, device: torch.device, normalize: bool = False,
               quick_gelu: bool | None = None, cache_dir: str | None = None) -> ClipModel:
     """open_clip model ``arch`` with weights ``pretrained`` (a tag, ``hf-hub:...`` or a file).
 
     ``quick_gelu=None`` follows the pretrained tag's flag (a local file has none: say it).
     """
-    import open_clip
+    open_clip = _import_open_clip(arch)
     from open_clip import pretrained as registry
 
     cfg = {} if Path(pretrained).is_file() or arch.startswith("hf-hub:") else (
