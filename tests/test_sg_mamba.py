@@ -172,3 +172,12 @@ def test_a_batch_over_max_windows_is_refused_and_only_a_fixed_stem_is_capturable
         model.train()(mask, **inputs)
     model.check_inputs({"mask": mask[:, :5]})
     model.eval()(mask, **inputs)   # evaluation is never graphed: it selects the valid windows
+
+
+def test_the_stem_recompute_setting_reaches_its_scans():
+    """``model.heatmap.recompute=false`` keeps the stem's scan tensors for backward (time for memory)."""
+    from detect.layers.heatmap_stem import HeatmapStem
+
+    for setting, expected in (({}, True), ({"recompute": False}, False)):
+        stem = next(m for m in tiny_sg(heatmap=setting).modules() if isinstance(m, HeatmapStem))
+        assert [layer.mixer.cfg.recompute for layer in stem.layers] == [expected]

@@ -34,6 +34,7 @@ class HeatmapStemConfig:
     expand: int = 2
     drop_path: float = 0.1
     max_windows: int | None = None   # valid steps per training batch at most: fixed shapes for a CUDA graph
+    recompute: bool = True           # the scans' recompute in backward (MambaConfig.recompute): less memory, more time
 
     def __post_init__(self) -> None:
         if self.size % self.patch:
@@ -52,7 +53,7 @@ class HeatmapStem(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, cfg.dim))
         self.temporal_pos_embedding = nn.Parameter(torch.zeros(1, cfg.window, 1, cfg.dim))
         self.layers = nn.ModuleList(ResidualViM(cfg.dim, cfg.d_state, cfg.expand, drop_path=cfg.drop_path,
-                                                backend=backend) for _ in range(cfg.depth))
+                                                backend=backend, recompute=cfg.recompute) for _ in range(cfg.depth))
         self.norm_f = nn.RMSNorm(cfg.dim, eps=1e-5)
         for p in (self.cls_token, self.pos_embed, self.temporal_pos_embedding):
             nn.init.trunc_normal_(p, std=0.02)

@@ -253,11 +253,11 @@ class ResidualViM(nn.Module):
     ``mixer``); ``divide_out`` averages the two directions instead of summing them."""
 
     def __init__(self, dim: int, d_state: int = 16, expand: int = 2, divide_out: bool = False,
-                 drop_path: float = 0.0, backend: str | None = None, d_conv: int = 4) -> None:
+                 drop_path: float = 0.0, backend: str | None = None, d_conv: int = 4, recompute: bool = True) -> None:
         super().__init__()
         self.norm = nn.RMSNorm(dim, eps=1e-5)
-        self.mixer = ViM(MambaConfig(dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend),
-                         divide_out=divide_out)
+        self.mixer = ViM(MambaConfig(dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend,
+                                     recompute=recompute), divide_out=divide_out)
         self.drop_rate = drop_path
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_c: bool = False):
