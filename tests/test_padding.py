@@ -29,3 +29,31 @@ def test_downsampled_masks_are_nearest_neighbour(length, stride):
     mask = torch.rand(3, 1, length, generator=torch.Generator().manual_seed(length)) > 0.4
     expected = F.interpolate(mask.float(), size=length // stride, mode="nearest").bool()
     assert torch.equal(downsample_mask(mask, stride), expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_zeroing_padding_is_one_product_with_the_same_values(dtype):
+    """No cast of the mask is dispatched, forward or backward, and the values are those of the
+    product with the mask cast to floats."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from detect.layers.masked import zero_padding
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(2, 5, 9, dtype=getattr(torch, dtype), requires_grad=True)
+    mask = torch.rand(2, 1, 9, generator=torch.Generator().manual_seed(0)) > 0.3
+    with Ops() as ops:
+        out = zero_padding(x, mask)
+        out.backward(torch.ones_like(out))
+    assert "_to_copy" not in ops.names and ops.names.count("mul") == 2, ops.names
+    assert torch.equal(out, x * mask.to(x.dtype)) and out.dtype == x.dtype
+    assert torch.equal(x.grad, mask.to(x.dtype).expand_as(x))

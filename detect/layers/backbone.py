@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import ConvBlock, MambaBlock, MSFMambaBlock, TransformerBlock
-from .masked import LayerNorm, MaskedConv1D, sinusoid_position_encoding
+from .masked import LayerNorm, MaskedConv1D, sinusoid_position_encoding, zero_padding
 
 
 @dataclass
@@ -145,12 +145,12 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         for i, (conv, norm) in enumerate(zip(self.embd, self.embd_norm)):
             x, mask = conv(x, mask, zeroed=i > 0)
-            x = F.relu(norm(x) * mask.to(x.dtype))  # zero on padding: the next conv needs no input product
+            x = F.relu(zero_padding(norm(x), mask))  # zero on padding: the next conv needs no input product
         if self.use_abs_pe:
             length = x.shape[-1]
             pe = self.pos_embd if length <= self.pos_embd.shape[-1] else F.interpolate(
                 self.pos_embd, size=length, mode="linear", align_corners=False)
-            x = x + pe[..., :length] * mask.to(x.dtype)
+            x = x + zero_padding(pe[..., :length], mask)
         for block in self.stem:
             x, mask = block(x, mask)
         feats, masks = [x], [mask]

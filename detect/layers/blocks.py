@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masked import AffineDropPath, LayerNorm, MaskedConv1D, masked_max_pool
+from .masked import AffineDropPath, LayerNorm, MaskedConv1D, masked_max_pool, zero_padding
 from .mamba import DBM, MambaConfig, ViM
 
 
@@ -65,7 +65,7 @@ class LocalMaskedMHCA(nn.Module):
         out = F.scaled_dot_product_attention(*heads, attn_mask=allowed,
                                              dropout_p=self.attn_drop.p if self.training else 0.0)
         out = out.transpose(2, 3).reshape(batch, channels, length)
-        return self.proj_drop(self.proj(out)) * q_mask.to(out.dtype), q_mask
+        return zero_padding(self.proj_drop(self.proj(out)), q_mask), q_mask
 
 
 class TransformerBlock(nn.Module):
@@ -85,10 +85,9 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x, mask):
         out, out_mask = self.attn(self.ln1(x), mask)
-        m = out_mask.to(out.dtype)
         skip = x if self.stride == 1 else masked_max_pool(x, mask, self.stride)[0]
-        out = skip * m + self.drop_path_attn(out)
-        out = out + self.drop_path_mlp(self.mlp(self.ln2(out)) * m)
+        out = zero_padding(skip, out_mask) + self.drop_path_attn(out)
+        out = out + self.drop_path_mlp(zero_padding(self.mlp(self.ln2(out)), out_mask))
         return out, out_mask
 
 
@@ -115,9 +114,8 @@ class MambaBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x, mask):
-        m = mask.to(x.dtype)
         y = self.mamba(self.norm(x.transpose(1, 2)), mask[:, 0]).transpose(1, 2)  # the mixer zeroes padding
-        x = x + self.drop_path(y * m)
+        x = x + self.drop_path(zero_padding(y, mask))
         return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)
 
 
@@ -135,7 +133,6 @@ class MSFMambaBlock(MambaBlock):
         self.msf = MSFFusion(channels, msf, spatial=0)
 
     def forward(self, x, mask):
-        m = mask.to(x.dtype)
         y = self.mamba(self.norm(x.transpose(1, 2)), mask[:, 0]).transpose(1, 2)  # the mixer zeroes padding
-        x = x + self.drop_path(self.msf(y * m, mask) * m)
+        x = x + self.drop_path(zero_padding(self.msf(zero_padding(y, mask), mask), mask))
         return (x, mask) if self.stride == 1 else masked_max_pool(x, mask, self.stride)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masked import drop_path
+from .masked import drop_path, zero_padding
 from .mamba import MambaConfig, add_branch_params, cat_rows, project_in, reverse_within, ssm_branches
 
 
@@ -44,9 +44,10 @@ class CrossMamba(nn.Module):
 
     def forward(self, query: torch.Tensor, other: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         lengths = None if mask is None else mask.sum(-1)
-        m = 1.0 if mask is None else mask[..., None].to(query.dtype)
-        x_f, x_b = project_in(self.in_proj, query * m).chunk(2, dim=1)
-        z_f, z_b = project_in(self.v_in_proj, other * m).chunk(2, dim=1)
+        if mask is not None:
+            query, other = zero_padding(query, mask[..., None]), zero_padding(other, mask[..., None])
+        x_f, x_b = project_in(self.in_proj, query).chunk(2, dim=1)
+        z_f, z_b = project_in(self.v_in_proj, other).chunk(2, dim=1)
         forward = cat_rows([x_f, z_f], 1)
         backward = reverse_within(cat_rows([x_b, z_b], 1), lengths)
         y = ssm_branches(self, [("", cat_rows([forward, backward], 0))], self.cfg)[0][0]
@@ -73,9 +74,9 @@ class CrossMambaBlock(nn.Module):
         """``(B, L, d)``, ``(B, L, d_other)`` and their masks ``(B, L)`` -> ``(B, L, d)``: the
         update lands where both are valid; the query passes through where only it is."""
         both = q_mask & other_mask
-        out = self.mixer(self.norm_q(query), self.norm_other(other) * both[..., None].to(other.dtype), q_mask)
-        out = out * both[..., None].to(out.dtype)
-        return query * q_mask[..., None].to(query.dtype) + drop_path(self.gamma * out, self.drop_rate, self.training)
+        out = self.mixer(self.norm_q(query), zero_padding(self.norm_other(other), both[..., None]), q_mask)
+        out = zero_padding(out, both[..., None])
+        return zero_padding(query, q_mask[..., None]) + drop_path(self.gamma * out, self.drop_rate, self.training)
 
 
 class CCMFusion(nn.Module):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masked import LayerNorm, MaskedConv1D, Scale
+from .masked import LayerNorm, MaskedConv1D, Scale, zero_padding
 
 
 class FPNIdentity(nn.Module):
@@ -20,7 +20,7 @@ class FPNIdentity(nn.Module):
         self.fpn_norms = nn.ModuleList(LayerNorm(channels) for _ in range(num_levels))
 
     def forward(self, feats, masks):
-        return [norm(f) * m.to(f.dtype) for norm, f, m in zip(self.fpn_norms, feats, masks)], masks
+        return [zero_padding(norm(f), m) for norm, f, m in zip(self.fpn_norms, feats, masks)], masks
 
 
 class _Trunk(nn.Module):
@@ -32,10 +32,9 @@ class _Trunk(nn.Module):
 
     def trunk(self, x, mask):
         """``x`` zero on padding (the neck's output) -> features zero on padding."""
-        m = mask.to(x.dtype)
         for conv, norm in zip(self.head, self.norm):
             x, _ = conv(x, mask, zeroed=True)
-            x = F.relu(norm(x) * m)  # masked before the relu, so relu's saved output is the next conv's input
+            x = F.relu(zero_padding(norm(x), mask))  # masked before the relu: its saved output is the next conv's input
         return x
 
 

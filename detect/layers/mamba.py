@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..ops import causal_conv1d, selective_scan
-from .masked import drop_path
+from .masked import drop_path, zero_padding
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def _lengths(mask: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else x * mask[..., None].to(x.dtype)
+    return x if mask is None else zero_padding(x, mask[..., None])
 
 
 class Mamba(nn.Module):

@@ -16,6 +16,16 @@ def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
     return F.interpolate(mask.float(), size=mask.shape[-1] // stride, mode="nearest").bool()
 
 
+def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` with zeros where the (broadcastable) boolean ``mask`` is False.
+
+    The product with the boolean mask itself is one kernel that casts as it reads, forward and
+    backward; ``x * mask.to(x.dtype)`` launches a cast first, and eager forwards at batch 1 are
+    launch-bound, with masks in every layer. Same values: the cast gives exactly 1 and 0.
+    """
+    return x * mask
+
+
 def masked_max_pool(x: torch.Tensor, mask: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``MaxPool1d(3, stride, 1)`` that ignores padded steps (a zeroed pad would win over negative
     values at the boundary, so results would depend on how much padding follows)."""
@@ -48,7 +58,7 @@ class MaskedConv1D(nn.Module):
         if x.shape[-1] % self.stride:
             raise ValueError(f"sequence length {x.shape[-1]} is not a multiple of the stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        return self.conv(x if zeroed else x * mask.to(x.dtype)) * out_mask.to(x.dtype), out_mask
+        return zero_padding(self.conv(x if zeroed else zero_padding(x, mask)), out_mask), out_mask
 
 
 class LayerNorm(nn.Module):

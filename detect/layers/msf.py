@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .masked import zero_padding
+
 BOUNDARIES = ("replicate", "zero", "reflect")
 
 
@@ -106,7 +108,7 @@ class MCFM(nn.Module):
             return [act(fuse(x)) for fuse in self.fuse]
         d = frame_difference(x, self.cfg.difference, self.cfg.boundary)
         if mask is not None:
-            d = d * mask.to(d.dtype)
+            d = zero_padding(d, mask)
         motion = self.fuse_motion or self.fuse
         return [act(fuse(x) + theta * fm(d)) for fuse, fm, theta in zip(self.fuse, motion, self.theta)]
 
