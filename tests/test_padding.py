@@ -8,7 +8,7 @@ import test_registry
 def test_padding_test_can_fail_when_a_layer_reads_the_padding(monkeypatch):
     from detect.layers import masked as layers
 
-    def leaky(self, x, mask, zeroed=False):
+    def leaky(self, x, mask, zeroed=False, zero_output=True):
         out_mask = layers.downsample_mask(mask, self.stride)
         return self.conv(x) * out_mask.to(x.dtype), out_mask
 

@@ -144,7 +144,7 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         for i, (conv, norm) in enumerate(zip(self.embd, self.embd_norm)):
-            x, mask = conv(x, mask, zeroed=i > 0)
+            x, mask = conv(x, mask, zeroed=i > 0, zero_output=False)  # zeroed after the norm
             x = F.relu(zero_padding(norm(x), mask))  # zero on padding: the next conv needs no input product
         if self.use_abs_pe:
             length = x.shape[-1]

@@ -50,9 +50,12 @@ class LocalMaskedMHCA(nn.Module):
         self.proj = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x, mask):
-        q, q_mask = self.query_conv(x, mask)
-        k, kv_mask = self.key_conv(x, mask)
-        v, _ = self.value_conv(x, mask)
+        # Padding is zeroed once for the three convs, and not after them: the per-step norms and
+        # projections follow, padded keys are masked out, and padded queries' outputs are zeroed.
+        x = zero_padding(x, mask)
+        q, q_mask = self.query_conv(x, mask, zeroed=True, zero_output=False)
+        k, kv_mask = self.key_conv(x, mask, zeroed=True, zero_output=False)
+        v, _ = self.value_conv(x, mask, zeroed=True, zero_output=False)
         q, k, v = (getattr(self, n)(getattr(self, f"{n}_norm")(t)) for n, t in (("query", q), ("key", k), ("value", v)))
         batch, channels, length = q.shape
         heads = [t.view(batch, self.n_head, channels // self.n_head, length).transpose(2, 3) for t in (q, k, v)]

@@ -33,7 +33,7 @@ class _Trunk(nn.Module):
     def trunk(self, x, mask):
         """``x`` zero on padding (the neck's output) -> features zero on padding."""
         for conv, norm in zip(self.head, self.norm):
-            x, _ = conv(x, mask, zeroed=True)
+            x, _ = conv(x, mask, zeroed=True, zero_output=False)  # zeroed after the norm
             x = F.relu(zero_padding(norm(x), mask))  # masked before the relu: its saved output is the next conv's input
         return x
 

@@ -52,13 +52,17 @@ class MaskedConv1D(nn.Module):
         if bias:
             nn.init.zeros_(self.conv.bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, zeroed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, zeroed: bool = False,
+                zero_output: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``zeroed``: the caller guarantees ``x`` is zero on padded steps, so the input product is
-        skipped (a product would be one more full-size tensor saved for backward)."""
+        skipped (a product would be one more full-size tensor saved for backward).
+        ``zero_output=False``: the caller only feeds the output to per-step layers and zeroes or
+        ignores padding after them, so zeroing it here would be a wasted kernel."""
         if x.shape[-1] % self.stride:
             raise ValueError(f"sequence length {x.shape[-1]} is not a multiple of the stride {self.stride}")
         out_mask = downsample_mask(mask, self.stride)
-        return zero_padding(self.conv(x if zeroed else zero_padding(x, mask)), out_mask), out_mask
+        out = self.conv(x if zeroed else zero_padding(x, mask))
+        return (zero_padding(out, out_mask) if zero_output else out), out_mask
 
 
 class LayerNorm(nn.Module):
