@@ -15,3 +15,17 @@ def test_a_script_with_main_calls_it(script):
         pytest.skip(f"{script.name} is a library of the other scripts (no main)")
     guards = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
     assert guards and "main()" in ast.unparse(guards[-1]), f"{script.name} never calls main()"
+
+
+def test_dispatch_count_runs_on_the_cpu_and_actionformer_casts_no_masks():
+    """The launch-count proxy runs anywhere; ActionFormer's eager forward dispatches no dtype casts
+    (each was a kernel launch per masked layer before ``zero_padding``)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent.parent / "benchmarks" / "dispatch_count.py"
+    done = subprocess.run([sys.executable, str(script), "--model", "actionformer", "--length", "256"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "operators per forward" in done.stdout and "convolution" in done.stdout
+    assert "_to_copy" not in done.stdout, done.stdout
