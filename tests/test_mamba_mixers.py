@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from detect.layers import mamba
-from detect.layers.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reverse_within
+from detect.layers.mamba import DBM, MIXERS, Mamba, MambaConfig, ViM, reversal, reverse_within
 
 
 def _count(m):
@@ -38,10 +38,12 @@ def test_no_weight_decay_flags():
 
 def test_reverse_within_valid_length():
     x = torch.arange(10.0).reshape(1, 1, 10).repeat(2, 1, 1)
-    out = reverse_within(x, torch.tensor([10, 6]))
+    index = reversal(torch.tensor([10, 6]), 10)
+    out = reverse_within(x, index)
     assert out[0, 0].tolist() == list(range(9, -1, -1))
     assert out[1, 0].tolist() == [5, 4, 3, 2, 1, 0, 6, 7, 8, 9]
-    torch.testing.assert_close(reverse_within(out, torch.tensor([10, 6])), x)
+    torch.testing.assert_close(reverse_within(out, index), x)
+    assert reversal(None, 10) is None and torch.equal(reverse_within(x, None), x.flip(-1))
 
 
 @pytest.mark.parametrize("name,expand", [("mamba", 1), ("vim", 2), ("dbm", 1)])
@@ -68,8 +70,8 @@ def test_a_plain_flip_would_leak_padding():
     lengths = torch.tensor([20])  # as if every step were valid: the backward scan starts in the padding
     xz = mixer.in_proj(x * mask[..., None]).transpose(1, 2)
     _, xz_b = xz.chunk(2, dim=1)
-    leaky = reverse_within(xz_b, lengths)[..., :12]
-    right = reverse_within(xz_b, torch.tensor([12]))[..., :12]
+    leaky = reverse_within(xz_b, reversal(lengths, 20))[..., :12]
+    right = reverse_within(xz_b, reversal(torch.tensor([12]), 20))[..., :12]
     assert not torch.allclose(leaky, right)
 
 
@@ -195,7 +197,7 @@ def test_projections_and_joins_keep_the_scan_storage():
     torch.testing.assert_close(xz, linear(x).transpose(1, 2))
     a, b = xz.chunk(2, dim=1)
     for joined, expected in ((cat_rows([a, reverse_within(b, None)], 1), torch.cat([a, b.flip(-1)], 1)),
-                             (cat_rows([a, reverse_within(b, torch.tensor([7, 3, 5]))], 0), None)):
+                             (cat_rows([a, reverse_within(b, reversal(torch.tensor([7, 3, 5]), 7))], 0), None)):
         assert joined.stride(-1) == 1
         assert to_rows(joined).data_ptr() == joined.data_ptr() and to_rows(joined)._base is not None
         if expected is not None:

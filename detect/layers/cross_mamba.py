@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .masked import drop_path, zero_padding
-from .mamba import MambaConfig, add_branch_params, cat_rows, project_in, reverse_within, ssm_branches
+from .mamba import MambaConfig, add_branch_params, cat_rows, project_in, reversal, reverse_within, ssm_branches
 
 
 class CrossMamba(nn.Module):
@@ -43,16 +43,16 @@ class CrossMamba(nn.Module):
         self.out_proj = nn.Linear(2 * d_model, d_model, bias=False)
 
     def forward(self, query: torch.Tensor, other: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        lengths = None if mask is None else mask.sum(-1)
+        rev = reversal(None if mask is None else mask.sum(-1), query.shape[1])
         if mask is not None:
             query, other = zero_padding(query, mask[..., None]), zero_padding(other, mask[..., None])
         x_f, x_b = project_in(self.in_proj, query).chunk(2, dim=1)
         z_f, z_b = project_in(self.v_in_proj, other).chunk(2, dim=1)
         forward = cat_rows([x_f, z_f], 1)
-        backward = reverse_within(cat_rows([x_b, z_b], 1), lengths)
+        backward = reverse_within(cat_rows([x_b, z_b], 1), rev)
         y = ssm_branches(self, [("", cat_rows([forward, backward], 0))], self.cfg)[0][0]
         y_f, y_b = y.chunk(2, dim=0)
-        out = cat_rows([y_f, reverse_within(y_b, lengths)], 1)                         # (B, 2d, L)
+        out = cat_rows([y_f, reverse_within(y_b, rev)], 1)                             # (B, 2d, L)
         out = out + self.channel_gamma * (out - F.silu(self.channel_conv(out)))
         return self.out_proj(out.transpose(1, 2))
 

@@ -83,15 +83,23 @@ def project_in(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return from_rows(rows, x.shape[0])
 
 
-def reverse_within(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Reverse ``x (B, C, L)`` in time within each sequence's valid length; padding stays put.
-    A flip keeps ``x``'s storage; a reversal within lengths returns rows."""
+def reversal(lengths: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """For :func:`reverse_within`: the time index ``(B, L)`` that reverses each sequence within its
+    valid length, padding in place; None without lengths (a plain flip). A mixer builds it once and
+    uses it for each of its reversals (four kernels fewer per reuse)."""
     if lengths is None:
+        return None
+    steps = torch.arange(length, device=lengths.device)
+    return torch.where(steps[None] < lengths[:, None], lengths[:, None] - 1 - steps[None], steps[None])
+
+
+def reverse_within(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    """Reverse ``x (B, C, L)`` in time by :func:`reversal`'s ``index``. A flip keeps ``x``'s
+    storage; a reversal within lengths returns rows."""
+    if index is None:
         return x.flip(-1)
-    steps = torch.arange(x.shape[-1], device=x.device)
-    idx = torch.where(steps[None] < lengths[:, None], lengths[:, None] - 1 - steps[None], steps[None])
     channels_first = x.transpose(0, 1)
-    return channels_first.gather(-1, idx[None].expand_as(channels_first)).transpose(0, 1)
+    return channels_first.gather(-1, index[None].expand_as(channels_first)).transpose(0, 1)
 
 
 def add_branch_params(owner: nn.Module, cfg: MambaConfig, suffix: str = "") -> None:
@@ -212,13 +220,13 @@ class ViM(nn.Module):
                 return_c: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x (B, L, d)``, ``mask (B, L)`` -> ``(B, L, d)``; with ``return_c`` also the C state
         ``(B, d_state, L)``: the two directions' C projections averaged in time order."""
-        lengths = _lengths(mask)
+        rev = reversal(_lengths(mask), x.shape[1])
         xz = project_in(self.in_proj, _masked(x, mask))
-        (y_f, y_b), (c_f, c_b) = ssm_branches(self, [("", xz), ("_b", reverse_within(xz, lengths))], self.cfg)
-        y = y_f + reverse_within(y_b, lengths)
+        (y_f, y_b), (c_f, c_b) = ssm_branches(self, [("", xz), ("_b", reverse_within(xz, rev))], self.cfg)
+        y = y_f + reverse_within(y_b, rev)
         y = y / 2 if self.divide_out else y
         out = self.out_proj(y.transpose(1, 2))
-        return (out, (c_f + reverse_within(c_b, lengths)) / 2) if return_c else out
+        return (out, (c_f + reverse_within(c_b, rev)) / 2) if return_c else out
 
 
 class DBM(nn.Module):
@@ -237,11 +245,11 @@ class DBM(nn.Module):
         self.out_proj = nn.Linear(2 * cfg.d_inner, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        lengths = _lengths(mask)
+        rev = reversal(_lengths(mask), x.shape[1])
         xz_f, xz_b = project_in(self.in_proj, _masked(x, mask)).chunk(2, dim=1)
-        both = cat_rows([xz_f, reverse_within(xz_b, lengths)], dim=0)
+        both = cat_rows([xz_f, reverse_within(xz_b, rev)], dim=0)
         y_f, y_b = ssm_branches(self, [("", both)], self.cfg)[0][0].chunk(2, dim=0)
-        y = cat_rows([y_f, reverse_within(y_b, lengths)], dim=1)
+        y = cat_rows([y_f, reverse_within(y_b, rev)], dim=1)
         return self.out_proj(y.transpose(1, 2))
 
 
