@@ -19,6 +19,20 @@ def test_points_and_ranges():
     assert pts[1][0, 1:].tolist() == [4, 1e4, 2]
 
 
+def test_a_detectors_points_are_make_points_for_each_input_length():
+    """The detector keeps rows for the longest input so far and hands out views: a shorter input
+    after a longer one, and a longer one after that, get exactly ``make_points`` for their length."""
+    model = create_model("actionformer", num_classes=3, head_dim=8,
+                         backbone={"input_dim": 4, "embd_dim": 8, "n_head": 2, "max_seq_len": 64}).eval()
+    ranges = list(model.cfg.regression_range)
+    with torch.no_grad():
+        for length in (64, 32, 128):
+            out = model(torch.randn(1, 4, length), torch.ones(1, length, dtype=torch.bool))
+            expected = make_points([length // s for s in model.strides], model.strides, ranges)
+            assert all(torch.equal(a, b) for a, b in zip(out.points, expected)), length
+    assert model._point_rows[0].shape[0] == 128
+
+
 def test_assignment_hand_made():
     # Two levels: stride 1 for reach <= 4, stride 2 beyond.
     points = torch.cat(make_points([16, 8], [1, 2], [(0, 4), (4, 1e4)]))

@@ -12,9 +12,7 @@ from torch import nn
 
 from ..layers.backbone import Backbone, BackboneConfig
 from ..layers.heads import ClsHead, FPNIdentity, RegHead
-from ..outputs import DetectorOutput
-
-from ..outputs import make_points
+from ..outputs import DetectorOutput, make_points
 
 DEFAULT_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
 
@@ -59,6 +57,19 @@ class ActionDetector(nn.Module):
                                 cfg.cls_prior_prob, tuple(cfg.head_empty_cls))
         self.reg_head = RegHead(bb.embd_dim, cfg.head_dim, bb.num_levels, cfg.head_layers, cfg.head_kernel)
         self.strides = [bb.scale_factor ** level for level in range(bb.num_levels)]
+        self._point_rows: list[torch.Tensor] | None = None
+
+    def points(self, lengths: list[int], device: torch.device) -> list[torch.Tensor]:
+        """Per level ``(T_l, 4)`` point rows (:func:`~detect.outputs.make_points`) for level lengths
+        ``lengths``: views of rows made once for the longest input so far, since making them
+        launches six kernels per level and an eager forward at batch 1 is launch-bound. Rows made
+        while a CUDA graph is being captured are not kept (they live in the graph's memory)."""
+        rows = self._point_rows
+        if rows is None or rows[0].device != device or rows[0].shape[0] < lengths[0]:
+            rows = make_points(lengths, self.strides, list(self.cfg.regression_range), device)
+            if not (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
+                self._point_rows = rows
+        return [r[:n] for r, n in zip(rows, lengths)]
 
     @property
     def length_multiple(self) -> int:
@@ -75,7 +86,6 @@ class ActionDetector(nn.Module):
         cls = self.cls_head(levels, masks)
         reg = self.reg_head(levels, masks)
         masks = [m[:, 0] for m in masks]
-        points = make_points([m.shape[1] for m in masks], self.strides, list(self.cfg.regression_range),
-                             features.device)
+        points = self.points([m.shape[1] for m in masks], features.device)
         return DetectorOutput([c.transpose(1, 2) for c in cls], [r.transpose(1, 2) for r in reg], masks,
                               self.strides, points)
