@@ -33,6 +33,25 @@ def test_a_detectors_points_are_make_points_for_each_input_length():
     assert model._point_rows[0].shape[0] == 128
 
 
+def test_kept_attention_masks_follow_the_input_length():
+    """The local-window masks kept from the last call are remade for another length: a model that
+    ran at 64 then 32 steps gives what a fresh copy gives at 32, and at 64 again what it gave."""
+    import copy
+
+    torch.manual_seed(0)
+    model = create_model("actionformer", num_classes=3, head_dim=8,
+                         backbone={"input_dim": 4, "embd_dim": 8, "n_head": 2, "max_seq_len": 64}).eval()
+    fresh = copy.deepcopy(model)
+    x = torch.randn(1, 4, 64)
+    with torch.no_grad():
+        first = model(x, torch.ones(1, 64, dtype=torch.bool)).cls_logits
+        short = model(x[..., :32], torch.ones(1, 32, dtype=torch.bool)).cls_logits
+        expected = fresh(x[..., :32], torch.ones(1, 32, dtype=torch.bool)).cls_logits
+        again = model(x, torch.ones(1, 64, dtype=torch.bool)).cls_logits
+    assert all(torch.equal(a, b) for a, b in zip(short, expected))
+    assert all(torch.equal(a, b) for a, b in zip(again, first))
+
+
 def test_assignment_hand_made():
     # Two levels: stride 1 for reach <= 4, stride 2 beyond.
     points = torch.cat(make_points([16, 8], [1, 2], [(0, 4), (4, 1e4)]))

@@ -48,6 +48,19 @@ class LocalMaskedMHCA(nn.Module):
         self.attn_drop = nn.Dropout(attn_pdrop)
         self.proj_drop = nn.Dropout(proj_pdrop)
         self.proj = nn.Conv1d(channels, channels, 1)
+        self._steps: tuple | None = None   # (length, device, window band, diagonal) of the last call
+
+    def window_masks(self, length: int, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(L, L)`` booleans: the local window (None when global) and the diagonal. Kept for the
+        last length: they depend on nothing else, and building them launches five kernels."""
+        if self._steps is None or self._steps[:2] != (length, device):
+            steps = torch.arange(length, device=device)
+            band = (steps[None] - steps[:, None]).abs() <= self.window // 2 if self.window > 0 else None
+            masks = (length, device, band, torch.eye(length, dtype=torch.bool, device=device))
+            if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+                return masks[2:]  # made in the graph's memory: not kept
+            self._steps = masks
+        return self._steps[2:]
 
     def forward(self, x, mask):
         # Padding is zeroed once for the three convs, and not after them: the per-step norms and
@@ -59,12 +72,12 @@ class LocalMaskedMHCA(nn.Module):
         q, k, v = (getattr(self, n)(getattr(self, f"{n}_norm")(t)) for n, t in (("query", q), ("key", k), ("value", v)))
         batch, channels, length = q.shape
         heads = [t.view(batch, self.n_head, channels // self.n_head, length).transpose(2, 3) for t in (q, k, v)]
+        band, diagonal = self.window_masks(length, x.device)
         allowed = kv_mask[:, :, None, :].expand(batch, 1, length, length)
-        if self.window > 0:
-            steps = torch.arange(length, device=x.device)
-            allowed = allowed & ((steps[None] - steps[:, None]).abs() <= self.window // 2)
+        if band is not None:
+            allowed = allowed & band
         # Padded queries attend to themselves only, so no row is all -inf (their output is masked anyway).
-        allowed = allowed | torch.eye(length, dtype=torch.bool, device=x.device)
+        allowed = allowed | diagonal
         out = F.scaled_dot_product_attention(*heads, attn_mask=allowed,
                                              dropout_p=self.attn_drop.p if self.training else 0.0)
         out = out.transpose(2, 3).reshape(batch, channels, length)
