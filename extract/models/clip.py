@@ -95,9 +95,9 @@ def _needed_optional(arch: str) -> set[str]:
 def _import_open_clip(arch: str):
     """open_clip, without importing the optional libraries ``arch`` does not use.
 
-    open_clip imports transformers and timm whenever they are installed; transformers alone pulls
-    in torch._dynamo, scikit-learn and sympy: 6-9 s of start-up on a machine that has it, where
-    extracting per-frame CLIP features of a one-minute video takes under 2 s on an H100. A library
+    open_clip imports transformers and timm whenever they are installed; transformers' import
+    chain (scikit-learn among it) took 5.6 s of a 14 s process on an H100 machine that has it,
+    where extracting per-frame CLIP features of its one-minute video took 1.6 s. A library
     left out here but needed by a later model in the same process is imported then (the modules
     that use it are run again).
     """
