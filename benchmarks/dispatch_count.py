@@ -54,7 +54,12 @@ def main() -> None:
     p.add_argument("--length", type=int, default=2304)
     p.add_argument("--sites", type=int, default=10, help="how many calling lines to list")
     args = p.parse_args()
-    model = make_model(args.model, args.backend, device=args.device).eval()
+    from extract.registry import RegistryError
+
+    try:
+        model = make_model(args.model, args.backend, device=args.device).eval()
+    except (RegistryError, ValueError) as exc:
+        raise SystemExit(f"dispatch_count: {exc}") from None
     x = torch.randn(1, 2048, args.length, device=args.device)
     mask = torch.ones(1, args.length, dtype=torch.bool, device=args.device)
     with torch.no_grad():

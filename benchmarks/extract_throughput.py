@@ -220,6 +220,8 @@ def main() -> None:
                    help="decoder threads per video (0: the runner shares the cores among busy workers)")
     p.add_argument("--json", help="write the rows here too")
     args = p.parse_args()
+    if args.decode_threads < 0:
+        p.error(f"--decode-threads must be 0 (automatic) or positive, got {args.decode_threads}")
     from extract.runner import Plan, Stream, extract
     from extract.store import StoreInfo
     from extract.video.decode import DecodeSpec

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.graphs import capturing
 from .masked import AffineDropPath, LayerNorm, MaskedConv1D, masked_max_pool, zero_padding
 from .mamba import DBM, MambaConfig, ViM
 
@@ -57,7 +58,7 @@ class LocalMaskedMHCA(nn.Module):
             steps = torch.arange(length, device=device)
             band = (steps[None] - steps[:, None]).abs() <= self.window // 2 if self.window > 0 else None
             masks = (length, device, band, torch.eye(length, dtype=torch.bool, device=device))
-            if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            if capturing(device):
                 return masks[2:]  # made in the graph's memory: not kept
             self._steps = masks
         return self._steps[2:]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..ops.graphs import capturing
 from .mamba import ResidualViM
 
 
@@ -86,7 +87,7 @@ class HeatmapStem(nn.Module):
             if mask.any():
                 out[mask] = self.encode(heatmaps[mask]).to(out.dtype)
             return out.transpose(1, 2)
-        if not (mask.is_cuda and torch.cuda.is_current_stream_capturing()):  # a graph's trainer checks on the host
+        if not capturing(mask.device):  # a graph's trainer checks on the host
             self.check_windows(mask)
         picked = torch.nonzero_static(mask.flatten(), size=self.cfg.max_windows, fill_value=-1)[:, 0]
         real = picked >= 0

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..layers.backbone import Backbone, BackboneConfig
 from ..layers.heads import ClsHead, FPNIdentity, RegHead
+from ..ops.graphs import capturing
 from ..outputs import DetectorOutput, make_points
 
 DEFAULT_RANGES = ((0, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, 10000))
@@ -67,7 +68,7 @@ class ActionDetector(nn.Module):
         rows = self._point_rows
         if rows is None or rows[0].device != device or rows[0].shape[0] < lengths[0]:
             rows = make_points(lengths, self.strides, list(self.cfg.regression_range), device)
-            if not (device.type == "cuda" and torch.cuda.is_current_stream_capturing()):
+            if not capturing(device):
                 self._point_rows = rows
         return [r[:n] for r, n in zip(rows, lengths)]
 

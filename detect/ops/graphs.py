@@ -28,6 +28,13 @@ _graphs: OrderedDict[tuple, tuple] = OrderedDict()
 _seen: dict[tuple, int] = {}
 
 
+def capturing(device: torch.device) -> bool:
+    """Whether a CUDA graph is being captured on ``device``'s current stream: state made now lives
+    in the graph's memory, and the host must not wait for the GPU. Never asks CUDA for a CPU
+    device (asking would initialise CUDA, or fail without a driver)."""
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
 def _key(fn: Callable, tensors: tuple[torch.Tensor, ...]) -> tuple:
     return (fn.__name__, tensors[0].device, *((t.shape, t.dtype, t.stride()) for t in tensors))
 
@@ -35,7 +42,7 @@ def _key(fn: Callable, tensors: tuple[torch.Tensor, ...]) -> tuple:
 def run_loops(fn: Callable[..., tuple[torch.Tensor, ...]], *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``fn(*tensors)``, replayed from a CUDA graph when the tensors are on a GPU and the shape recurs."""
     if (not tensors[0].is_cuda or os.environ.get("MAMBA_TAD_CUDA_GRAPHS", "1") == "0"
-            or torch.cuda.is_current_stream_capturing()):
+            or capturing(tensors[0].device)):
         return fn(*tensors)
     key = _key(fn, tensors)
     entry = _graphs.get(key)

@@ -78,9 +78,8 @@ _left_out: set[str] = set()   # libraries open_clip was imported without, in thi
 def _needed_optional(arch: str) -> set[str]:
     """Which of transformers (Hugging Face text towers, CoCa) and timm (timm image towers) the
     open_clip config ``arch`` uses; all of them where that is unknown (``hf-hub:``, no such config)."""
-    found = importlib.util.find_spec("open_clip")
-    config = None if arch.startswith("hf-hub:") or found is None or not found.submodule_search_locations else \
-        Path(found.submodule_search_locations[0]) / "model_configs" / f"{arch}.json"
+    found = None if arch.startswith("hf-hub:") else importlib.util.find_spec("open_clip")
+    config = None if found is None else Path(found.origin).parent / "model_configs" / f"{arch}.json"
     if config is None or not config.is_file():
         return set(_OPTIONAL)
     cfg = json.loads(config.read_text())
