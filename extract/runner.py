@@ -69,7 +69,7 @@ class _Decoded(torch.utils.data.IterableDataset):
             stream = FrameStream(src.path, spec)
             try:
                 for chunk in stream:
-                    yield "chunk", src.video_id, chunk
+                    yield "chunk", src.video_id, _shared(chunk)
             except DecodeError as exc:
                 yield "error", src.video_id, src.redact(str(exc))
                 continue
@@ -79,8 +79,14 @@ class _Decoded(torch.utils.data.IterableDataset):
                                         "source": src.name, "source_size": stream.source_size}
 
 
+def _shared(chunk: np.ndarray) -> torch.Tensor:
+    """Frames as a tensor, which a worker hands over through shared memory: a numpy array would be
+    pickled through a pipe and unpickled by the main process, ~10 ms of its time per 64-frame chunk."""
+    return torch.from_numpy(chunk if chunk.flags.writeable else chunk.copy())
+
+
 def _as_is(item):
-    """Keep numpy frames as they are (the default would turn them into tensors)."""
+    """Keep items as they are (the default collation would add a batch dimension)."""
     return item
 
 
@@ -156,8 +162,10 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
 
     remaining = list(todo)
     while remaining:
+        # pinned by the loader's own thread, off the main thread that feeds the GPU
         loader = torch.utils.data.DataLoader(_Decoded([by_id[v] for v in remaining], plan.decode), batch_size=None,
                                              collate_fn=_as_is, num_workers=workers,
+                                             pin_memory=plan.device.type == "cuda",
                                              timeout=plan.decode_timeout if workers else 0)
         try:
             for kind, vid, payload in loader:
@@ -169,9 +177,7 @@ def extract(sources: list[Source], store_path, info: StoreInfo, plan: Plan, *, w
                 state = videos.setdefault(vid, _Video(plan))
                 if kind == "chunk":
                     state.shape = payload.shape[1:3]
-                    payload = torch.from_numpy(payload)
-                    if plan.device.type == "cuda":  # each decoded frame crosses to the GPU once
-                        payload = payload.pin_memory().to(plan.device, non_blocking=True)
+                    payload = payload.to(plan.device, non_blocking=True)  # each decoded frame crosses once
                     for stream in plan.streams:
                         frames = state.flows[stream.name].push(payload) if stream.flow else payload
                         queue(vid, stream, state.cutters[stream.name].push(frames))

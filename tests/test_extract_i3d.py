@@ -249,3 +249,26 @@ sys.exit(main(["i3d", "--video-dir", {str(tmp_path / 'in')!r}, "--out", {str(tmp
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "the 1 videos left need about" in proc.stderr and "the 1 videos written are kept" in proc.stderr
     assert len(open_store(tmp_path / "s")) == 1  # sealed, and the rerun resumes from it
+
+
+@pytest.mark.parametrize("decoder", ["auto", "ffmpeg"])
+def test_workers_hand_frames_over_in_shared_memory(videos, decoder):
+    """Chunks cross from the decoding workers as shared-memory tensors, equal to the decoded frames
+    (a numpy array would be pickled through a pipe; the pipe's read-only buffers are copied, not warned about)."""
+    import warnings
+
+    from extract.runner import _as_is, _Decoded
+    from extract.video.decode import decode_all
+    from extract.video.sources import Source
+
+    path = videos / "a" / "clip.mp4"
+    spec = DecodeSpec(size=32, spatial="resize", decoder=decoder, chunk=16)
+    loader = torch.utils.data.DataLoader(_Decoded([Source("a", path)], spec), batch_size=None,
+                                         collate_fn=_as_is, num_workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        items = list(loader)
+    chunks = [payload for kind, _, payload in items if kind == "chunk"]
+    assert [kind for kind, _, _ in items][-1] == "end" and len(chunks) == 3
+    assert all(isinstance(c, torch.Tensor) and c.is_shared() and c.dtype == torch.uint8 for c in chunks)
+    np.testing.assert_array_equal(torch.cat(chunks).numpy(), decode_all(path, spec)[0])
