@@ -18,7 +18,7 @@ from detect.models import create_model
 from detect.models.detector import ActionDetector
 from detect.tasks.segments.config import SegmentsConfig
 from detect.tasks.segments.postprocess import PostprocessConfig
-from detect.tasks.segments.decode import decode_to_host
+from detect.tasks.segments.decode import decode_batch_to_host
 from detect.tasks.segments.task import SegmentLoss, to_seconds
 
 STRIDE, WINDOW, FPS = 4, 16, 30.0
@@ -169,7 +169,7 @@ def timed_detections(model, forward, x: torch.Tensor, amp: bool):
         out = forward(features=xp, mask=mask)
     torch.cuda.synchronize()
     t1 = time.perf_counter()
-    segs, scores, labels = decode_to_host(out, 0, PostprocessConfig())
+    (segs, scores, labels), = decode_batch_to_host(out, PostprocessConfig())  # as predict decodes a batch
     seconds = to_seconds(segs, _Item(n))
     t2 = time.perf_counter()
     return (1000 * (t1 - t0), 1000 * (t2 - t1), len(scores)), (seconds, scores, labels)
