@@ -33,9 +33,9 @@ def test_a_detectors_points_are_make_points_for_each_input_length():
     assert model._point_rows[0].shape[0] == 128
 
 
-def test_kept_attention_masks_follow_the_input_length():
-    """The local-window masks kept from the last call are remade for another length: a model that
-    ran at 64 then 32 steps gives what a fresh copy gives at 32, and at 64 again what it gave."""
+def test_attention_after_another_length_equals_a_fresh_model():
+    """Nothing kept from a call at one length (attention band masks, point rows) leaks into another:
+    a model that ran at 64 then 32 steps gives what a fresh copy gives at 32, and at 64 again what it gave."""
     import copy
 
     torch.manual_seed(0)

@@ -6,11 +6,10 @@ DBM mixer). Module names follow the released ActionFormer / ActionMamba code.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.graphs import capturing
+from ..ops.local_attention import BlockBand, local_attention, local_attention_reference
 from .masked import AffineDropPath, LayerNorm, MaskedConv1D, masked_max_pool, zero_padding
 from .mamba import DBM, MambaConfig, ViM
 
@@ -49,19 +48,8 @@ class LocalMaskedMHCA(nn.Module):
         self.attn_drop = nn.Dropout(attn_pdrop)
         self.proj_drop = nn.Dropout(proj_pdrop)
         self.proj = nn.Conv1d(channels, channels, 1)
-        self._steps: tuple | None = None   # (length, device, window band, diagonal) of the last call
-
-    def window_masks(self, length: int, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``(L, L)`` booleans: the local window (None when global) and the diagonal. Kept for the
-        last length: they depend on nothing else, and building them launches five kernels."""
-        if self._steps is None or self._steps[:2] != (length, device):
-            steps = torch.arange(length, device=device)
-            band = (steps[None] - steps[:, None]).abs() <= self.window // 2 if self.window > 0 else None
-            masks = (length, device, band, torch.eye(length, dtype=torch.bool, device=device))
-            if capturing(device):
-                return masks[2:]  # made in the graph's memory: not kept
-            self._steps = masks
-        return self._steps[2:]
+        # keys per block fill 64 steps, a tile of the fused attention kernels, where the window allows
+        self.band = BlockBand(window // 2, max(32, 64 - 2 * (window // 2))) if window > 0 else None
 
     def forward(self, x, mask):
         # Padding is zeroed once for the three convs, and not after them: the per-step norms and
@@ -73,14 +61,11 @@ class LocalMaskedMHCA(nn.Module):
         q, k, v = (getattr(self, n)(getattr(self, f"{n}_norm")(t)) for n, t in (("query", q), ("key", k), ("value", v)))
         batch, channels, length = q.shape
         heads = [t.view(batch, self.n_head, channels // self.n_head, length).transpose(2, 3) for t in (q, k, v)]
-        band, diagonal = self.window_masks(length, x.device)
-        allowed = kv_mask[:, :, None, :].expand(batch, 1, length, length)
-        if band is not None:
-            allowed = allowed & band
-        # Padded queries attend to themselves only, so no row is all -inf (their output is masked anyway).
-        allowed = allowed | diagonal
-        out = F.scaled_dot_product_attention(*heads, attn_mask=allowed,
-                                             dropout_p=self.attn_drop.p if self.training else 0.0)
+        dropout = self.attn_drop.p if self.training else 0.0
+        if self.band is None:
+            out = local_attention_reference(*heads, kv_mask[:, 0], None, dropout)
+        else:
+            out = local_attention(*heads, kv_mask[:, 0], self.band, dropout)
         out = out.transpose(2, 3).reshape(batch, channels, length)
         return zero_padding(self.proj_drop(self.proj(out)), q_mask), q_mask
 
