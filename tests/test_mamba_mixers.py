@@ -1,4 +1,6 @@
 """Mamba, ViM and DBM mixers: published sizes and key names, and padding that never leaks."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -108,24 +110,33 @@ def test_vim_single_fused_scan_equals_two_separate_directions():
 
 
 @pytest.mark.parametrize("name,expand", [("vim", 2), ("dbm", 1)])
-def test_recomputing_conv_and_scan_in_backward_gives_the_same_gradients(name, expand, monkeypatch):
-    """The checkpointed path (taken on CUDA) against the one that saves everything."""
+def test_recomputing_around_the_scan_gives_the_same_gradients_without_scanning_again(name, expand, monkeypatch):
+    """Recompute (the default in training) against saving everything: the same outputs and
+    gradients (parameters and input); the conv and projections run twice, the scan once each way."""
+    from detect.ops.selective_scan import ChunkedScan
+
     torch.manual_seed(0)
     mixer = MIXERS[name](MambaConfig(8, expand=expand)).double()
-    x = torch.randn(2, 9, 8, dtype=torch.float64)
+    x = torch.randn(2, 9, 8, dtype=torch.float64, requires_grad=True)
     mask = torch.arange(9)[None] < torch.tensor([9, 5])[:, None]
 
     calls, conv_and_scan = [], mamba._conv_and_scan
-    monkeypatch.setattr(mamba, "_conv_and_scan", lambda *a: calls.append(1) or conv_and_scan(*a))
+    monkeypatch.setattr(mamba, "_conv_and_scan", lambda *a: calls.append("region") or conv_and_scan(*a))
+    for way in ("forward", "backward"):
+        original = getattr(ChunkedScan, way)
+        monkeypatch.setattr(ChunkedScan, way,
+                            staticmethod(lambda *a, way=way, f=original, **k: calls.append(way) or f(*a, **k)))
 
     def grads(recompute: bool):
-        monkeypatch.setattr(mamba, "recomputes", lambda cfg, t: recompute and t.requires_grad)
+        mixer.cfg = dataclasses.replace(mixer.cfg, recompute=recompute)
         mixer.zero_grad()
+        x.grad = None
         calls.clear()
         out = mixer(x, mask)
         out.square().sum().backward()
-        assert len(calls) == (2 if recompute else 1)
-        return out.detach(), [p.grad.clone() for p in mixer.parameters()]
+        assert calls.count("region") == (2 if recompute else 1)
+        assert calls.count("forward") == 1 and calls.count("backward") == 1, calls
+        return out.detach(), [x.grad.clone()] + [p.grad.clone() for p in mixer.parameters()]
 
     saved, recomputed = grads(False), grads(True)
     torch.testing.assert_close(recomputed[0], saved[0], rtol=0, atol=0)

@@ -51,6 +51,29 @@ SCRIPT = textwrap.dedent("""
     case(2, 9, 3, 32, 3, False, False, torch.float32)       # no D, z, bias, softplus; 3 channels per group -> blocks of 1
     case(1, 8, 4, 1, None, True, True, torch.float32)       # one step
     case(2, 8, 4, 45, None, True, True, torch.bfloat16)
+
+    # Recomputed around the scan (scan_tape): the same gradients, and the kernel runs once each way.
+    from detect.ops.scan_tape import recompute_without_scans
+    from detect.ops.selective_scan_triton import TritonScan
+
+    runs = []
+    for way in ("forward", "backward"):
+        setattr(TritonScan, way, staticmethod(lambda *a, f=getattr(TritonScan, way), w=way, **k: runs.append(w) or f(*a, **k)))
+    u, delta, z = (torch.randn(2, 8, 40, generator=g, requires_grad=True) for _ in range(3))
+    scale = torch.rand(8, 1, generator=g).requires_grad_()
+    A, D, bias = -torch.rand(8, 4, generator=g), torch.randn(8, generator=g), torch.randn(8, generator=g) * 0.3
+    B, C = (torch.randn(2, 4, 40, generator=g, requires_grad=True) for _ in range(2))
+
+    def region(u, z):
+        return (selective_scan_triton(u * scale, delta, A, B, C, D, z, bias, True),)
+
+    grads = []
+    for recompute in (False, True):
+        runs.clear()
+        out = recompute_without_scans(region, (u, z), (scale, delta, B, C))[0] if recompute else region(u, z)[0]
+        grads.append([out.detach()] + list(torch.autograd.grad(out.square().sum(), (u, z, scale, delta, B, C))))
+        assert runs == ["forward", "backward"], runs
+    assert all(torch.allclose(a, b, rtol=1e-6, atol=1e-6) for a, b in zip(*grads))
     print("agree")
 """)
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from ..ops import causal_conv1d, selective_scan
+from ..ops.scan_tape import recompute_without_scans
 from .masked import drop_path, zero_padding
 
 
@@ -34,9 +36,10 @@ class MambaConfig:
     dt_max: float = 0.1
     dt_init_floor: float = 1e-4
     backend: str | None = None          # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
-    # On CUDA, keep only the conv's input for backward and run conv -> scan again there (as
-    # mamba-ssm's fused path recomputes the conv and delta): the conv output, delta and the
-    # scan's saved output are not kept (benchmarks/saved_tensors.py counts what is).
+    # Keep only the conv's input, the scan's output and its chunk states for backward, and run the
+    # conv and the projections again there but not the scan, as mamba-ssm's fused path does
+    # (detect/ops/scan_tape.py): the conv output and delta are not kept (benchmarks/saved_tensors.py
+    # counts what is).
     recompute: bool = True
 
     @property
@@ -128,9 +131,8 @@ def _join(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
 
 
 def recomputes(cfg: MambaConfig, x: torch.Tensor) -> bool:
-    """Whether backward runs conv -> scan again (CUDA only: on the CPU the torch scan's forward
-    loops would run twice, and host memory is rarely what limits a CPU run)."""
-    return cfg.recompute and x.is_cuda and torch.is_grad_enabled() and x.requires_grad
+    """Whether backward recomputes the conv and the projections around the scan (not the scan)."""
+    return cfg.recompute and torch.is_grad_enabled() and x.requires_grad
 
 
 def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
@@ -147,10 +149,10 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
     xs, zs = zip(*(xz.chunk(2, dim=1) for _, xz in directions))
     x, z = cat_rows(list(xs), 1), cat_rows(list(zs), 1)
     if recomputes(cfg, x):
-        from torch.utils.checkpoint import checkpoint
-
-        y, *Cs = checkpoint(_conv_and_scan, owner, suffixes, cfg, x, z, use_reentrant=False,
-                            preserve_rng_state=False)
+        params = [p for s in suffixes for name in (f"conv1d{s}", f"x_proj{s}", f"dt_proj{s}")
+                  for p in getattr(owner, name).parameters()]
+        params += [getattr(owner, name) for s in suffixes for name in ("A_b_log" if s else "A_log", f"D{s}")]
+        y, *Cs = recompute_without_scans(partial(_conv_and_scan, owner, suffixes, cfg), (x, z), params)
     else:
         y, *Cs = _conv_and_scan(owner, suffixes, cfg, x, z)
     return list(y.chunk(len(suffixes), dim=1)), Cs

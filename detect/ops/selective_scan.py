@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .backend import resolve
 from .graphs import run_loops
+from .scan_tape import run_scan
 
 
 def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -181,27 +182,29 @@ def _length_major(x: torch.Tensor, length: int) -> torch.Tensor:
     return x.movedim(0, -1).reshape(*x.shape[1:-1], -1)[..., :length]
 
 
-class _ChunkedScan(torch.autograd.Function):
-    """``y = scan(u, dt, A, B, C)`` without D and z, in the compute dtype. See the module docstring."""
+class ChunkedScan:
+    """Scan kernel (:mod:`detect.ops.scan_tape`): ``(y, last state) = scan(u, dt, A, B, C)`` without
+    D and z, in the compute dtype; its backward needs the chunk-start states besides the inputs.
+    See the module docstring."""
+
+    non_differentiable = (1,)
 
     @staticmethod
-    def forward(ctx, u, dt, A, B, C, chunk):
+    def forward(u, dt, A, B, C, chunk, save):
         length = u.shape[-1]
         pad = -(-length // chunk) * chunk - length
         # Padded steps have dt = 0: decay 1 and no input, so they change nothing before them.
         u_, dt_, B_, C_ = (_time_major(x, pad, chunk) for x in (u, dt, B, C))
         y, starts, last = run_loops(_scan_forward, u_, dt_, A, B_, C_)
-        ctx.save_for_backward(u_, dt_, A, B_, C_, starts)
-        ctx.shape = (length, pad)
-        ctx.mark_non_differentiable(last)
-        return _length_major(y, length), last
+        return (_length_major(y, length), last), (starts,)
 
     @staticmethod
-    def backward(ctx, dy, _dlast):
-        u_, dt_, A, B_, C_, starts = ctx.saved_tensors
-        length, pad = ctx.shape
-        dy_ = _time_major(dy, pad, u_.shape[0])
-        du, ddt, dA, dB, dC = run_loops(_scan_backward, u_, dt_, A, B_, C_, starts, dy_)
+    def backward(inputs, extras, grads):
+        u, dt, A, B, C, chunk = inputs
+        length = u.shape[-1]
+        pad = -(-length // chunk) * chunk - length
+        u_, dt_, B_, C_, dy_ = (_time_major(x, pad, chunk) for x in (u, dt, B, C, grads[0]))
+        du, ddt, dA, dB, dC = run_loops(_scan_backward, u_, dt_, A, B_, C_, extras[0], dy_)
         return (_length_major(du, length), _length_major(ddt, length), dA, _length_major(dB, length),
                 _length_major(dC, length), None)
 
@@ -233,9 +236,48 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
         if dim % X.shape[1]:
             raise ValueError(f"{name} has {X.shape[1]} groups, which do not divide {dim} channels")
     chunk = _chunk_size(length, batch * dim * A.shape[1], u.device.type == "cpu")
-    y, last = _ChunkedScan.apply(u.to(dtype), dt, A.to(dtype), Bg, Cg, chunk)
+    y, last = run_scan(ChunkedScan, u.to(dtype), dt, A.to(dtype), Bg, Cg, chunk)
     out = _finish(y, u, D, z, dtype)
     return (out, last) if return_last_state else out
+
+
+class CudaScan:
+    """Scan kernel (:mod:`detect.ops.scan_tape`) on mamba-ssm's compiled ``selective_scan_cuda``,
+    called as its ``selective_scan_fn`` calls it. The kernel saves its state at every chunk of
+    2048 steps (``(Bt, D, chunks, 2 N)`` fp32); its backward needs those and, with a gate ``z``,
+    the output before the gate."""
+
+    non_differentiable = (1,)
+
+    @staticmethod
+    def prepare(u, delta, A, B, C, D, z, delta_bias) -> tuple:
+        """The layout the kernel reads: time contiguous, B and C ``(Bt, G, N, L)``."""
+        def last_contiguous(x):
+            return None if x is None else (x if x.stride(-1) == 1 else x.contiguous())
+
+        B, C = (X[:, None] if X.dim() == 3 else X for X in (B, C))
+        return (last_contiguous(u), last_contiguous(delta), A, last_contiguous(B), last_contiguous(C),
+                None if D is None else D.contiguous(), last_contiguous(z), delta_bias)
+
+    @staticmethod
+    def forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save):
+        import selective_scan_cuda
+
+        out, states, *gated = selective_scan_cuda.fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        last = states[:, :, -1, 1::2]
+        return (gated[0] if z is not None else out, last), ((states, out) if z is not None else (states,))
+
+    @staticmethod
+    def backward(inputs, extras, grads):
+        import selective_scan_cuda
+
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus = inputs
+        dout = grads[0] if grads[0].stride(-1) == 1 else grads[0].contiguous()
+        du, ddelta, dA, dB, dC, dD, ddelta_bias, *rest = selective_scan_cuda.bwd(
+            u, delta, A, B, C, D, z, delta_bias, dout, extras[0], extras[1] if z is not None else None, None,
+            delta_softplus, False)
+        return (du, ddelta, dA, dB, dC, dD if D is not None else None, rest[0] if z is not None else None,
+                ddelta_bias if delta_bias is not None else None, None)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -244,9 +286,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     takes input-dependent B and C below float64; other calls on that backend run the torch scan."""
     chosen = resolve(backend, u.device)
     if chosen == "cuda":
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-
-        return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        out, last = run_scan(CudaScan, *CudaScan.prepare(u, delta, A, B, C, D, z, delta_bias), delta_softplus)
+        return (out, last) if return_last_state else out
     if chosen == "triton" and B.dim() > 2 and C.dim() > 2 and u.dtype != torch.float64:
         from .selective_scan_triton import selective_scan_triton
 

@@ -15,7 +15,7 @@ lambda_{t+1}`` as a reversed scan over ``a_{t+1}`` read one step ahead. The deca
 uses ``a_t h_{t-1} = h_t - b_t``, so no state needs shifting in registers.
 
 Gradients of B and C sum over the channels of their group; each program writes its partial sum
-and :class:`_TritonScan` adds the partials (deterministic, unlike atomics). All arithmetic is
+and :meth:`TritonScan.backward` adds the partials (deterministic, unlike atomics). All arithmetic is
 fp32 whatever the input dtype, as in mamba-ssm.
 """
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from .scan_tape import run_scan
 
 
 @triton.jit
@@ -171,11 +173,14 @@ def _block_d(ch_per_group: int, most: int) -> int:
     return block
 
 
-class _TritonScan(torch.autograd.Function):
-    """``(out, last_state)`` of the fused scan; inputs contiguous, B and C ``(Bt, G, N, L)``."""
+class TritonScan:
+    """Scan kernel (:mod:`detect.ops.scan_tape`): ``(out, last_state)`` of the fused scan; inputs
+    contiguous, B and C ``(Bt, G, N, L)``; its backward needs the tiles' start states besides the inputs."""
+
+    non_differentiable = (1,)
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    def forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save):
         batch, dim, length = u.shape
         groups, n_state = B.shape[1], B.shape[2]
         cpg = dim // groups
@@ -183,7 +188,6 @@ class _TritonScan(torch.autograd.Function):
         n_tiles = triton.cdiv(length, block_t)
         out = torch.empty_like(u)
         last = u.new_empty(batch, dim, n_state, dtype=torch.float32)
-        save = any(ctx.needs_input_grad)
         starts = u.new_empty(batch, dim, n_state, n_tiles, dtype=torch.float32) if save else last
         dummy = A
         _scan_fwd[(batch, dim // block_d)](
@@ -193,15 +197,12 @@ class _TritonScan(torch.autograd.Function):
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
             SAVE_STARTS=save, BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(n_state), BLOCK_T=block_t,
             num_warps=FWD["num_warps"])
-        if save:
-            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, starts)
-            ctx.delta_softplus, ctx.block_t = delta_softplus, block_t
-        ctx.mark_non_differentiable(last)
-        return out, last
+        return (out, last), ((starts,) if save else ())
 
     @staticmethod
-    def backward(ctx, dout, _dlast):
-        u, delta, A, B, C, D, z, delta_bias, starts = ctx.saved_tensors
+    def backward(inputs, extras, grads):
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus = inputs
+        (starts,), dout = extras, grads[0]
         batch, dim, length = u.shape
         groups, n_state = B.shape[1], B.shape[2]
         cpg = dim // groups
@@ -219,8 +220,8 @@ class _TritonScan(torch.autograd.Function):
             du, ddelta, dz if dz is not None else du, dA, dB_part, dC_part, dD, dbias,
             dim, length, n_state, cpg, groups, n_tiles,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=ctx.delta_softplus, BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(n_state),
-            BLOCK_T=ctx.block_t, num_warps=BWD["num_warps"])
+            SOFTPLUS=delta_softplus, BLOCK_D=block_d, BLOCK_N=triton.next_power_of_2(n_state),
+            BLOCK_T=FWD["block_t"], num_warps=BWD["num_warps"])
 
         def by_group(part, like):
             return part.reshape(batch, groups, n_blocks // groups, n_state, length).sum(2).to(like.dtype)
@@ -246,6 +247,6 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     def f32(x):
         return None if x is None else x.float().contiguous()
 
-    out, last = _TritonScan.apply(u.contiguous(), delta.contiguous(), f32(A), Bg.contiguous(), Cg.contiguous(),
-                                  f32(D), None if z is None else z.contiguous(), f32(delta_bias), delta_softplus)
+    out, last = run_scan(TritonScan, u.contiguous(), delta.contiguous(), f32(A), Bg.contiguous(), Cg.contiguous(),
+                         f32(D), None if z is None else z.contiguous(), f32(delta_bias), delta_softplus)
     return (out, last) if return_last_state else out
