@@ -50,7 +50,8 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}; batch {args.batch}, "
           f"{HEADS} heads x {DIM}, window {WINDOW}, {'bf16 autocast' if cuda else 'float32'}; ms per call, "
           f"median (min-max) of {args.reps} interleaved rounds")
-    print(f"{'length':>7}{'pass':>10}{'max rel diff':>14}{'reference ms':>26}{'blocked ms':>22}{'reference / blocked':>24}")
+    print(f"{'length':>7}{'pass':>10}{'max rel diff':>14}{'reference ms':>26}{'blocked ms':>22}"
+          f"{'reference / blocked':>24}")
     for length in map(int, args.lengths.split(",")):
         g = torch.Generator(device).manual_seed(0)
         q, k, v = (torch.randn(args.batch, HEADS, length, DIM, device=device, generator=g, requires_grad=True)

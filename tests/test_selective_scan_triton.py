@@ -58,7 +58,8 @@ SCRIPT = textwrap.dedent("""
 
     runs = []
     for way in ("forward", "backward"):
-        setattr(TritonScan, way, staticmethod(lambda *a, f=getattr(TritonScan, way), w=way, **k: runs.append(w) or f(*a, **k)))
+        counted = (lambda *a, f=getattr(TritonScan, way), w=way, **k: runs.append(w) or f(*a, **k))
+        setattr(TritonScan, way, staticmethod(counted))
     u, delta, z = (torch.randn(2, 8, 40, generator=g, requires_grad=True) for _ in range(3))
     scale = torch.rand(8, 1, generator=g).requires_grad_()
     A, D, bias = -torch.rand(8, 4, generator=g), torch.randn(8, generator=g), torch.randn(8, generator=g) * 0.3
