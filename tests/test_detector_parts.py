@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from detect.models import create_model, model_config
@@ -95,6 +96,37 @@ def test_channel_layer_norm_against_the_elementwise_definition():
     assert torch.autograd.gradcheck(lambda x, w, b: ln(x), (x, ln.weight, ln.bias))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # keeps the input's dtype, as the elementwise one did
         assert LayerNorm(6)(x.detach().bfloat16()).dtype == torch.bfloat16
+
+
+def test_channel_layer_norm_hands_the_kernel_one_dtype(monkeypatch):
+    """CUDA's layer_norm refuses float32 weights for a bf16 input (the CPU kernel takes them, so a
+    CPU run cannot show it): every call gets input, weight and bias of one dtype."""
+    from detect.layers import masked
+
+    seen, layer_norm = [], F.layer_norm
+    monkeypatch.setattr(masked.F, "layer_norm", lambda x, shape, w, b, eps: seen.append((x.dtype, w.dtype, b.dtype))
+                        or layer_norm(x, shape, w, b, eps))
+    for dtype in (torch.float32, torch.bfloat16):
+        out = LayerNorm(6)(torch.randn(2, 6, 5).to(dtype))
+        assert out.dtype == dtype and seen[-1] == (dtype,) * 3, seen
+
+
+def test_channel_layer_norm_keeps_its_cast_weights_for_inference_only():
+    """Without gradients the bf16 weights are cast once and reused until the parameters change;
+    with gradients they are cast every call (the cast is part of the graph that trains them)."""
+    ln = LayerNorm(6)
+    x = torch.randn(2, 6, 5).bfloat16()
+    with torch.no_grad():
+        first = ln.affine(torch.bfloat16)
+        assert all(a is b for a, b in zip(ln.affine(torch.bfloat16), first))
+        ln.weight.mul_(2)
+        again = ln.affine(torch.bfloat16)
+        assert again[0] is not first[0] and torch.equal(again[0], (ln.weight.view(-1) * 1).bfloat16())
+        expected = ln(x)
+    out = ln(x)
+    assert out.requires_grad and torch.equal(out.detach(), expected)
+    out.float().sum().backward()
+    assert ln.weight.grad is not None and ln.weight.grad.dtype == torch.float32
 
 
 def test_focal_loss_matches_torchvision():

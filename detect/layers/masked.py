@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.graphs import capturing
+
 
 def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
     """Nearest-neighbour downsampling of a ``(B, 1, T)`` mask, as the strided convs see it."""
@@ -80,10 +82,29 @@ class LayerNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(1, channels, 1))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+        self._cast: tuple | None = None   # (key, weight, bias) in a lower precision, for inference
+
+    def affine(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias ``(C,)`` in ``dtype``: CUDA's kernel takes only the input's dtype (the
+        CPU one takes float32 too). Without gradients the cast is kept until the parameters
+        change, so an eager bf16 forward launches no casts (not kept while a graph captures)."""
+        weight, bias = self.weight.view(-1), self.bias.view(-1)
+        if dtype == weight.dtype:
+            return weight, bias
+        if torch.is_grad_enabled():
+            return weight.to(dtype), bias.to(dtype)
+        key = (dtype, weight.device, weight._version, bias._version, weight.data_ptr(), bias.data_ptr())
+        if self._cast is not None and self._cast[0] == key:
+            return self._cast[1:]
+        cast = (key, weight.to(dtype), bias.to(dtype))
+        if not capturing(weight.device):
+            self._cast = cast
+        return cast[1:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.affine(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
-            out = F.layer_norm(x.transpose(1, 2), x.shape[1:2], self.weight.view(-1), self.bias.view(-1), self.eps)
+            out = F.layer_norm(x.transpose(1, 2), x.shape[1:2], weight, bias, self.eps)
         return out.transpose(1, 2)
 
 
