@@ -71,7 +71,7 @@ class MambaBackboneConfig(BackboneConfig):
     d_state: int = 16
     d_conv: int = 4
     backend: str | None = None                   # auto / cuda / triton / torch (None: $MAMBA_TAD_BACKEND or auto)
-    recompute: bool = True                       # on CUDA, rerun conv -> scan in backward: less memory, slower steps
+    recompute: bool = True                       # rerun conv and projections (not the scan) in backward: less memory
 
     def mixer_options(self) -> dict:
         return {"d_state": self.d_state, "d_conv": self.d_conv, "backend": self.backend, "recompute": self.recompute}

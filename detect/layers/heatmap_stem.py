@@ -35,7 +35,7 @@ class HeatmapStemConfig:
     expand: int = 2
     drop_path: float = 0.1
     max_windows: int | None = None   # valid steps per training batch at most: fixed shapes for a CUDA graph
-    recompute: bool = True           # the scans' recompute in backward (MambaConfig.recompute): less memory, more time
+    recompute: bool = True           # rerun conv and projections (not the scans) in backward: less memory
 
     def __post_init__(self) -> None:
         if self.size % self.patch:
