@@ -36,6 +36,14 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup-s", type=float, default=3.0)
     args = p.parse_args()
+    try:
+        lengths = [int(n) for n in args.lengths.split(",")]
+    except ValueError:
+        p.error(f"--lengths takes comma-separated whole numbers, got {args.lengths!r}")
+    if min(lengths) < 1 or args.reps < 1 or args.iters < 1 or args.batch < 1:
+        p.error("--lengths, --batch, --reps and --iters must be positive")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA GPU here (use --device cpu)")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     half = WINDOW // 2
@@ -52,7 +60,7 @@ def main() -> None:
           f"median (min-max) of {args.reps} interleaved rounds")
     print(f"{'length':>7}{'pass':>10}{'max rel diff':>14}{'reference ms':>26}{'blocked ms':>22}"
           f"{'reference / blocked':>24}")
-    for length in map(int, args.lengths.split(",")):
+    for length in lengths:
         g = torch.Generator(device).manual_seed(0)
         q, k, v = (torch.randn(args.batch, HEADS, length, DIM, device=device, generator=g, requires_grad=True)
                    for _ in range(3))

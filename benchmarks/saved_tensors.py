@@ -8,6 +8,7 @@ so ``backbone.branch.*.mamba`` sums the five branch blocks) with the most saved 
 total. On CUDA it also prints the peak memory of the forward and of forward + backward.
 
     python benchmarks/saved_tensors.py --model actionmamba-dbm --device cpu --backend torch
+    python benchmarks/saved_tensors.py --model actionmamba-dbm,actionmamba-dbm:recompute=false --device cpu --backend torch
     python benchmarks/saved_tensors.py --model actionmamba-dbm --precision bf16       # CUDA, cuda backend
     python benchmarks/saved_tensors.py --actionformer-root AF --model actionformer     # the official one beside
 
@@ -29,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from compare_actionformer import build_official  # noqa: E402
 from segment_bench import make_model, thumos_train_batch  # noqa: E402
 
+from detect.config import apply_overrides  # noqa: E402
+from detect.errors import DetectError  # noqa: E402
 from detect.tasks.segments.config import SegmentsConfig  # noqa: E402
 from detect.tasks.segments.task import SegmentLoss  # noqa: E402
 
@@ -92,7 +95,8 @@ def census(name: str, model: nn.Module, forward, rows: int, device: str) -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="actionmamba-dbm", help="comma-separated registry names")
+    p.add_argument("--model", default="actionmamba-dbm",
+                   help="comma-separated registry names, each name[:backbone_key=value...]")
     p.add_argument("--backend", default=None, help="cuda, triton or torch (default: cuda on CUDA, torch on the CPU)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="fp32", choices=("bf16", "fp32"))
@@ -114,14 +118,18 @@ def main() -> None:
                 return official(videos)["final_loss"]
         census("official ActionFormer", official, official_forward, args.rows, args.device)
         del official
-    for name in args.model.split(","):
-        model = make_model(name, backend, args.device).train()
+    for entry in args.model.split(","):
+        name, *options = entry.split(":")
+        try:
+            model = make_model(name, backend, args.device, **apply_overrides({}, options)).train()
+        except (DetectError, KeyError, TypeError, ValueError) as err:  # an unknown model, option or value: one line
+            raise SystemExit(f"--model {entry}: {err}") from None
         criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(args.device)
 
         def forward():
             with autocast:
                 return criterion(model(feats, mask), {"segments": segments, "labels": labels})["final_loss"]
-        census(f"ours {name} ({backend})", model, forward, args.rows, args.device)
+        census(f"ours {entry} ({backend})", model, forward, args.rows, args.device)
 
 
 if __name__ == "__main__":

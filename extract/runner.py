@@ -69,7 +69,9 @@ class _Decoded(torch.utils.data.IterableDataset):
             stream = FrameStream(src.path, spec)
             try:
                 for chunk in stream:
-                    yield "chunk", src.video_id, _shared(chunk)
+                    # a tensor crosses to the main process through shared memory; a numpy array
+                    # would be pickled through a pipe (~10 ms of the main process per 64-frame chunk)
+                    yield "chunk", src.video_id, torch.from_numpy(chunk)
             except DecodeError as exc:
                 yield "error", src.video_id, src.redact(str(exc))
                 continue
@@ -77,12 +79,6 @@ class _Decoded(torch.utils.data.IterableDataset):
                                         "duration": stream.duration, "decoder": stream.decoder,
                                         "notes": stream.notes, "warnings": [src.redact(w) for w in stream.warnings],
                                         "source": src.name, "source_size": stream.source_size}
-
-
-def _shared(chunk: np.ndarray) -> torch.Tensor:
-    """Frames as a tensor, which a worker hands over through shared memory: a numpy array would be
-    pickled through a pipe and unpickled by the main process, ~10 ms of its time per 64-frame chunk."""
-    return torch.from_numpy(chunk if chunk.flags.writeable else chunk.copy())
 
 
 def _as_is(item):

@@ -148,21 +148,19 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
     suffixes = [s for s, _ in directions]
     xs, zs = zip(*(xz.chunk(2, dim=1) for _, xz in directions))
     x, z = cat_rows(list(xs), 1), cat_rows(list(zs), 1)
+    parts = [(getattr(owner, f"conv1d{s}"), getattr(owner, f"x_proj{s}"), getattr(owner, f"dt_proj{s}"),
+              getattr(owner, "A_b_log" if s else "A_log"), getattr(owner, f"D{s}")) for s in suffixes]
     if recomputes(cfg, x):
-        params = [p for s in suffixes for name in (f"conv1d{s}", f"x_proj{s}", f"dt_proj{s}")
-                  for p in getattr(owner, name).parameters()]
-        params += [getattr(owner, name) for s in suffixes for name in ("A_b_log" if s else "A_log", f"D{s}")]
-        y, *Cs = recompute_without_scans(partial(_conv_and_scan, owner, suffixes, cfg), (x, z), params)
+        params = [p for part in parts for m in part for p in (m.parameters() if isinstance(m, nn.Module) else [m])]
+        y, *Cs = recompute_without_scans(partial(_conv_and_scan, parts, cfg), (x, z), params)
     else:
-        y, *Cs = _conv_and_scan(owner, suffixes, cfg, x, z)
+        y, *Cs = _conv_and_scan(parts, cfg, x, z)
     return list(y.chunk(len(suffixes), dim=1)), Cs
 
 
-def _conv_and_scan(owner: nn.Module, suffixes: list[str], cfg: MambaConfig, x: torch.Tensor,
-                   z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``(y, C of each direction)`` from the stacked conv inputs ``x`` and gates ``z (Bt, n di, L)``."""
-    parts = [(getattr(owner, f"conv1d{s}"), getattr(owner, f"x_proj{s}"), getattr(owner, f"dt_proj{s}"),
-              getattr(owner, "A_b_log" if s else "A_log"), getattr(owner, f"D{s}")) for s in suffixes]
+def _conv_and_scan(parts: list[tuple], cfg: MambaConfig, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(y, C of each direction)`` from the stacked conv inputs ``x`` and gates ``z (Bt, n di, L)``;
+    ``parts``: each direction's ``(conv1d, x_proj, dt_proj, A_log, D)``."""
     x = causal_conv1d(x, _join([p[0].weight[:, 0] for p in parts], 0), _join([p[0].bias for p in parts], 0),
                       activation="silu", backend=cfg.backend)
     dts, Bs, Cs = [], [], []

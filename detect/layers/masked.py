@@ -23,7 +23,8 @@ def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     The product with the boolean mask itself is one kernel that casts as it reads, forward and
     backward; ``x * mask.to(x.dtype)`` launches a cast first, and eager forwards at batch 1 are
-    launch-bound, with masks in every layer. Same values: the cast gives exactly 1 and 0.
+    launch-bound, with masks in every layer. Same values: the cast gives exactly 1 and 0. The
+    result keeps ``x``'s dtype (a bf16 ``x`` stays bf16, where a float32 mask would promote it).
     """
     return x * mask
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .graphs import capturing
+
 
 def local_attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor,
                               half_window: int | None, dropout_p: float = 0.0) -> torch.Tensor:
@@ -40,8 +42,6 @@ class BlockBand:
 
     def masks(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Band and diagonal, ``(block, block + 2w)`` bool each."""
-        from .graphs import capturing
-
         if device in self._kept:
             return self._kept[device]
         w, c = self.half_window, self.block

@@ -266,14 +266,17 @@ class FrameStream:
             killer.start()
             try:
                 while True:
-                    data = proc.stdout.read(frame_bytes * self.spec.chunk)
-                    if not data:
+                    # a fresh writable buffer per chunk: the frames handed out own it (no copy, and
+                    # torch.from_numpy can share it with the main process)
+                    data = bytearray(frame_bytes * self.spec.chunk)
+                    got = proc.stdout.readinto(data)
+                    if not got:
                         break
-                    n = len(data) // frame_bytes
+                    n = got // frame_bytes
                     if n:
                         self.frames += n
-                        yield np.frombuffer(data[: n * frame_bytes], np.uint8).reshape(n, size, size, 3)
-                    if len(data) % frame_bytes:
+                        yield np.frombuffer(data, np.uint8, count=n * frame_bytes).reshape(n, size, size, 3)
+                    if got % frame_bytes:
                         break  # a truncated last frame: ffmpeg is dying, its exit code tells why
                 code = proc.wait()
             finally:
