@@ -8,7 +8,8 @@ so ``backbone.branch.*.mamba`` sums the five branch blocks) with the most saved 
 total. On CUDA it also prints the peak memory of the forward and of forward + backward.
 
     python benchmarks/saved_tensors.py --model actionmamba-dbm --device cpu --backend torch
-    python benchmarks/saved_tensors.py --model actionmamba-dbm,actionmamba-dbm:recompute=false --device cpu --backend torch
+    python benchmarks/saved_tensors.py --model actionmamba-dbm,actionmamba-dbm:recompute=false \\
+        --device cpu --backend torch
     python benchmarks/saved_tensors.py --model actionmamba-dbm --precision bf16       # CUDA, cuda backend
     python benchmarks/saved_tensors.py --actionformer-root AF --model actionformer     # the official one beside
 

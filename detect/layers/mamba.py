@@ -158,7 +158,8 @@ def ssm_branches(owner: nn.Module, directions: list[tuple[str, torch.Tensor]],
     return list(y.chunk(len(suffixes), dim=1)), Cs
 
 
-def _conv_and_scan(parts: list[tuple], cfg: MambaConfig, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _conv_and_scan(parts: list[tuple], cfg: MambaConfig, x: torch.Tensor,
+                   z: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``(y, C of each direction)`` from the stacked conv inputs ``x`` and gates ``z (Bt, n di, L)``;
     ``parts``: each direction's ``(conv1d, x_proj, dt_proj, A_log, D)``."""
     x = causal_conv1d(x, _join([p[0].weight[:, 0] for p in parts], 0), _join([p[0].bias for p in parts], 0),

@@ -250,7 +250,8 @@ class FrameStream:
             filters.append(f"scale={size}:{size}:flags=bilinear")
         threads = ["-threads", str(self.spec.threads)] if self.spec.threads else []
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *threads, "-i", str(self.path),
-               "-map", "0:v:0", "-vf", ",".join(filters), *passthrough_args(), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+               "-map", "0:v:0", "-vf", ",".join(filters), *passthrough_args(),
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         if not self.decoder:
             self.decoder = "ffmpeg pipe"
         frame_bytes = size * size * 3
