@@ -40,3 +40,20 @@ def test_a_key_outside_the_window_is_not_seen():
         v2[:, :, step] += 1.0
         moved = (local_attention(q, k, v2, key_mask, band) - base)[:, :, 20].abs().max().item()
         assert (moved > 1e-6) == seen, (step, moved)
+
+
+def test_blocked_takes_attention_output_in_any_memory_layout(monkeypatch):
+    """CUDA's fused kernels may return ``(B, N, L, D)`` laid out as ``(B, L, N, D)``; the blocked
+    path must not assume contiguous output (it did, and fp32 training failed on a GPU)."""
+    import torch.nn.functional as F
+
+    sdpa = F.scaled_dot_product_attention
+
+    def transposed_layout(*args, **kwargs):
+        out = sdpa(*args, **kwargs)
+        return out.transpose(1, 2).contiguous().transpose(1, 2)
+
+    q, k, v, key_mask = _inputs([37, 20], 37)
+    expected = local_attention(q, k, v, key_mask, BlockBand(9, 16))
+    monkeypatch.setattr(F, "scaled_dot_product_attention", transposed_layout)
+    torch.testing.assert_close(local_attention(q, k, v, key_mask, BlockBand(9, 16)), expected)

@@ -73,4 +73,5 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask:
     allowed = allowed[:, None].expand(batch, heads, blocks, c, span).reshape(batch, heads * blocks, c, span)
     out = F.scaled_dot_product_attention(queries, key_blocks(k), key_blocks(v), attn_mask=allowed,
                                          dropout_p=dropout_p)
-    return out.view(batch, heads, blocks * c, dim)[:, :, :length]
+    # reshape, not view: fused kernels may hand back (B, span, H * blocks, D) memory, transposed
+    return out.reshape(batch, heads, blocks * c, dim)[:, :, :length]
