@@ -5,12 +5,9 @@ Per length: batch ``--batch``, 4 heads of 128 channels (THUMOS14's 512), window 
 10% of steps padded; forward alone and forward + backward; bf16 under autocast on CUDA, float32
 on the CPU. Prints the largest difference of the two outputs (relative to the reference's
 largest value) and their times, median (min-max) of ``--reps`` interleaved rounds of ``--iters``
-calls after a warm-up of ``--warmup-s`` seconds, and the ratio within rounds. ``--graph`` (CUDA)
-replays each call from a CUDA graph instead, so the times are the GPU's work without the host's
-launches, as in a graphed forward or training step.
+calls after a warm-up of ``--warmup-s`` seconds, and the ratio within rounds.
 
     python benchmarks/local_attention_speed.py --lengths 2304,6144
-    python benchmarks/local_attention_speed.py --lengths 576,2304,6144 --batch 2 --graph
     python benchmarks/local_attention_speed.py --device cpu --lengths 2304 --reps 5 --iters 2
 """
 from __future__ import annotations
@@ -30,21 +27,6 @@ def spread(values: list[float], digits: int = 2) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def graphed(fn):
-    """``fn`` captured once in a CUDA graph (after warm-up calls on a side stream, as capture
-    needs); returns the replay. Gradients accumulate into the same ``.grad`` tensors."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", default="2304,6144")
@@ -53,7 +35,6 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup-s", type=float, default=3.0)
-    p.add_argument("--graph", action="store_true", help="time replays of a CUDA graph of each call")
     args = p.parse_args()
     try:
         lengths = [int(n) for n in args.lengths.split(",")]
@@ -63,8 +44,6 @@ def main() -> None:
         p.error("--lengths, --batch, --reps and --iters must be positive")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA GPU here (use --device cpu)")
-    if args.graph and args.device != "cuda":
-        p.error("--graph needs --device cuda")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     half = WINDOW // 2
@@ -78,7 +57,7 @@ def main() -> None:
 
     print(f"{torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}; batch {args.batch}, "
           f"{HEADS} heads x {DIM}, window {WINDOW}, {'bf16 autocast' if cuda else 'float32'}; ms per call, "
-          f"median (min-max) of {args.reps} interleaved rounds{', replayed from CUDA graphs' if args.graph else ''}")
+          f"median (min-max) of {args.reps} interleaved rounds")
     print(f"{'length':>7}{'pass':>10}{'max rel diff':>14}{'reference ms':>26}{'blocked ms':>22}"
           f"{'reference / blocked':>24}")
     for length in lengths:
@@ -97,18 +76,16 @@ def main() -> None:
             with torch.no_grad() if not backward else torch.enable_grad():
                 ref, ours = call("reference").float(), call("blocked").float()
                 diff = ((ref - ours).abs().max() / ref.abs().max()).item()
-                run = {name: graphed(lambda name=name: call(name)) if args.graph else
-                       (lambda name=name: call(name)) for name in paths}
                 end = time.perf_counter() + args.warmup_s
                 while time.perf_counter() < end:
-                    run["reference"](), run["blocked"]()
+                    call("reference"), call("blocked")
                 times = {name: [] for name in paths}
                 for _ in range(args.reps):
                     for name in paths:
                         sync()
                         start = time.perf_counter()
                         for _ in range(args.iters):
-                            run[name]()
+                            call(name)
                         sync()
                         times[name].append(1000 * (time.perf_counter() - start) / args.iters)
             ratios = [a / b for a, b in zip(times["reference"], times["blocked"])]
