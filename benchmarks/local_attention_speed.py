@@ -13,18 +13,18 @@ calls after a warm-up of ``--warmup-s`` seconds, and the ratio within rounds.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from detect.ops.local_attention import BlockBand, local_attention, local_attention_reference
+sys.path.insert(0, str(Path(__file__).parent))
+from segment_bench import spread  # noqa: E402
+
+from detect.ops.local_attention import BlockBand, local_attention, local_attention_reference  # noqa: E402
 
 HEADS, DIM, WINDOW = 4, 128, 19
-
-
-def spread(values: list[float], digits: int = 2) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:
@@ -46,8 +46,8 @@ def main() -> None:
         p.error("--device cuda: no CUDA GPU here (use --device cpu)")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    half = WINDOW // 2
-    band = BlockBand(half, max(32, 64 - 2 * half))       # as LocalMaskedMHCA makes it
+    band = BlockBand.for_window(WINDOW)                  # as LocalMaskedMHCA makes it
+    half = band.half_window
     paths = {"reference": lambda q, k, v, m: local_attention_reference(q, k, v, m, half),
              "blocked": lambda q, k, v, m: local_attention(q, k, v, m, band)}
 

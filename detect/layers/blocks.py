@@ -48,8 +48,7 @@ class LocalMaskedMHCA(nn.Module):
         self.attn_drop = nn.Dropout(attn_pdrop)
         self.proj_drop = nn.Dropout(proj_pdrop)
         self.proj = nn.Conv1d(channels, channels, 1)
-        # keys per block fill 64 steps, a tile of the fused attention kernels, where the window allows
-        self.band = BlockBand(window // 2, max(32, 64 - 2 * (window // 2))) if window > 0 else None
+        self.band = BlockBand.for_window(window) if window > 0 else None
 
     def forward(self, x, mask):
         # Padding is zeroed once for the three convs, and not after them: the per-step norms and

@@ -40,6 +40,13 @@ class BlockBand:
         self.half_window, self.block = half_window, block
         self._kept: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    @classmethod
+    def for_window(cls, window: int) -> "BlockBand":
+        """ActionFormer's ``window``: blocks whose keys fill 64 steps, a tile of the fused
+        attention kernels, where the window allows (46-step blocks at window 19)."""
+        half = window // 2
+        return cls(half, max(32, 64 - 2 * half))
+
     def masks(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Band and diagonal, ``(block, block + 2w)`` bool each."""
         if device in self._kept:
