@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import sys
 import warnings
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from .errors import ExtractError
 
@@ -45,12 +47,42 @@ def os_error_line(exc: OSError) -> str:
     return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, as our SIGINT handler raises it. Not a plain ``KeyboardInterrupt`` because CPython
+    remembers any plain one that crossed code run through ``PyRun_String`` (pybind11's ``py::exec``
+    does) and then ends the process by SIGINT at exit, even after we caught it; it matches that
+    type exactly, so a subclass is left alone."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
+@contextmanager
+def _ctrl_c_as_interrupted() -> Iterator[None]:
+    """Raise ``Interrupted`` on Ctrl-C while a command runs, where Python's default handler is in
+    place (an ignored SIGINT stays ignored; another thread cannot set handlers)."""
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        ours = previous is signal.default_int_handler
+        if ours:
+            signal.signal(signal.SIGINT, _raise_interrupted)
+    except ValueError:  # not the main thread
+        ours = False
+    try:
+        yield
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run_command(command: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a CLI command: ``ExtractError`` and ``errors`` become ``error: ...`` and exit code 1."""
     for category in (FutureWarning, DeprecationWarning):
         warnings.filterwarnings("ignore", category=category, module=r"(?!extract\b|detect\b)")
     try:
-        return command()
+        with _ctrl_c_as_interrupted():
+            return command()
     except (ExtractError, *errors) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
