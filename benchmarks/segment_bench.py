@@ -53,26 +53,29 @@ def footprint(model, opt) -> int:
                    *(v for s in opt.state.values() for v in s.values() if torch.is_tensor(v))])
 
 
-def segment_step_fn(model, feats, mask, segments, labels, amp, graph: bool = False):
+def segment_step_fn(model, feats, mask, segments, labels, amp, graph: bool = False, fused: bool | None = None):
     """A training step of ``model`` on this batch as the trainer takes it (lr 1e-4), or with
     ``graph`` as it takes it with ``optim.cuda_graph`` (replayed from one CUDA graph);
     ``step.footprint()`` gives its resident bytes (the EMA copy included)."""
     criterion = SegmentLoss(SegmentsConfig(), model.cfg.num_classes).to(feats.device)
     return training_step_fn(model, criterion, {"features": feats, "mask": mask},
-                            {"segments": segments, "labels": labels}, amp, graph)
+                            {"segments": segments, "labels": labels}, amp, graph, fused)
 
 
-def training_step_fn(model, criterion, inputs: dict, batch: dict, amp: bool, graph: bool = False):
+def training_step_fn(model, criterion, inputs: dict, batch: dict, amp: bool, graph: bool = False,
+                     fused: bool | None = None):
     """A training step of any task as ``detect train`` takes it: its parameter groups, fused AdamW
-    (lr 1e-4), clipping at 1, the EMA update; with ``graph`` replayed from one CUDA graph
-    (``optim.cuda_graph``). ``step.footprint()``: the bytes it keeps between steps, the EMA copy
-    included, and for a graph the memory pool its capture reserved (what its replays write)."""
+    (lr 1e-4; ``fused`` None: fused on CUDA only, as the trainer), clipping at 1, the EMA update;
+    with ``graph`` replayed from one CUDA graph (``optim.cuda_graph``). ``step.footprint()``: the
+    bytes it keeps between steps, the EMA copy included, and for a graph the memory pool its
+    capture reserved (what its replays write)."""
     from detect.engine.ema import ModelEma
     from detect.engine.graphed_step import GraphedStep, graph_ready_optimizer
     from detect.engine.optim import param_groups
 
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=device.type == "cuda")
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4,
+                            fused=device.type == "cuda" if fused is None else fused)
     ema = ModelEma(model, 0.999)
     if graph:
         graph_ready_optimizer(opt, device)

@@ -29,3 +29,15 @@ def test_dispatch_count_runs_on_the_cpu_and_actionformer_casts_no_masks():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "operators per forward" in done.stdout and "convolution" in done.stdout
     assert "_to_copy" not in done.stdout, done.stdout
+
+
+def test_dispatch_count_of_a_training_step_counts_backward_and_the_fused_optimizer():
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent.parent / "benchmarks" / "dispatch_count.py"
+    done = subprocess.run([sys.executable, str(script), "--model", "actionformer", "--mode", "train",
+                           "--length", "128", "--sites", "200"], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "operators per training step" in done.stdout
+    assert "convolution_backward autograd" in done.stdout and "_fused_adamw_ optim/" in done.stdout
