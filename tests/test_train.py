@@ -332,6 +332,32 @@ def test_ctrl_c_is_one_line_and_resume_continues(planted, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_ctrl_c_while_the_config_is_written_leaves_a_run_that_restarts(planted, tmp_path, monkeypatch):
+    """An interrupt in the middle of writing config.yaml (the CI run of 2920f54 hit one) must not
+    leave half a config, which the restart would take for another run's and refuse."""
+    from pathlib import Path
+
+    from detect.engine.trainer import config_text
+
+    store, ann = planted
+    cfg = load_config(None, base=tiny_config(store, ann, tmp_path / "run", epochs=2))
+    write_text = Path.write_text
+
+    def interrupted_midway(path, text, *args, **kwargs):
+        if "config.yaml" in path.name:
+            write_text(path, text[:len(text) // 2], *args, **kwargs)
+            raise KeyboardInterrupt
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", interrupted_midway)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.setattr(Path, "write_text", write_text)
+    assert not any("config.yaml" in p.name for p in (tmp_path / "run").iterdir())
+    train(cfg, progress=False, resume=True)
+    assert (tmp_path / "run" / "config.yaml").read_text(encoding="utf-8") == config_text(cfg)
+
+
 def test_two_trainings_cannot_write_one_folder(planted, tmp_path):
     import os
 

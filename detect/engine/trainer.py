@@ -194,7 +194,8 @@ def _train(cfg: RunConfig, resume: bool, dev: torch.device, rank: int, world: in
     if threads:
         log.write({"epoch": start_epoch, "note": threads}, start_epoch * steps_per_epoch)
     if rank == 0:
-        (out / "config.yaml").write_text(config_text(cfg))
+        # whole or absent: a half-written one (Ctrl-C) would read as another run's and block the restart
+        write_text_atomically(out / "config.yaml", config_text(cfg))
     amp = use_amp(cfg, dev)
     multiple = length_multiple(model)
     step = start_epoch * steps_per_epoch

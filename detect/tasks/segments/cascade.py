@@ -156,7 +156,7 @@ def write_windows(stream_paths: dict[str, list[str]], annotations_path: str | Pa
     finally:
         for writer in writers.values():
             writer.close()
-    (out / "annotations.json").write_text(AnnotationSet(database, classes).to_json())
+    write_text_atomically(out / "annotations.json", AnnotationSet(database, classes).to_json())
     return {"windows": len(database), "videos": len(vids), "out": str(out), "classes": classes}
 
 
