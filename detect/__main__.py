@@ -1,5 +1,10 @@
-import sys
+"""``python -m detect`` and the ``mamba-tad-detect`` script: :mod:`detect.cli` as a process."""
+from extract.cli_errors import run_process
 
-from .cli import main
 
-sys.exit(main())
+def main() -> None:
+    run_process("detect.cli")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,10 @@
-import sys
+"""``python -m extract`` and the ``mamba-tad-extract`` script: :mod:`extract.cli` as a process."""
+from extract.cli_errors import run_process
 
-from .cli import main
 
-sys.exit(main())
+def main() -> None:
+    run_process("extract.cli")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,15 +7,18 @@ of dependencies are not shown: they are not the user's business and would preced
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import importlib
 import os
 import signal
 import sys
 import warnings
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 from .errors import ExtractError
+
+INTERRUPTED = "error: interrupted (Ctrl-C); completed work is kept"
 
 # errors of the machine, not of our code: a path that cannot be written or read as asked
 _ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR,
@@ -58,22 +61,53 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted
 
 
-@contextmanager
-def _ctrl_c_as_interrupted() -> Iterator[None]:
-    """Raise ``Interrupted`` on Ctrl-C while a command runs, where Python's default handler is in
-    place (an ignored SIGINT stays ignored; another thread cannot set handlers)."""
+def _exit_interrupted(signum: int, frame: object) -> None:
+    with contextlib.suppress(Exception):  # a stream mid-write (re-entered) or closed: exit regardless
+        sys.stdout.flush()
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def _set_ctrl_c(handler: Callable) -> bool:
+    """Put ``handler`` on SIGINT where Python's default handler is there; False where SIGINT is
+    not ours to set (ignored, as under ``nohup``; another handler; not the main thread)."""
     try:
-        previous = signal.getsignal(signal.SIGINT)
-        ours = previous is signal.default_int_handler
-        if ours:
-            signal.signal(signal.SIGINT, _raise_interrupted)
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return False
+        signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread
-        ours = False
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_interrupted() -> Iterator[None]:
+    """Raise ``Interrupted`` on Ctrl-C while a command runs in a caller's process, then restore
+    Python's handler (under :func:`run_process` its handler stays)."""
+    ours = _set_ctrl_c(_raise_interrupted)
     try:
         yield
     finally:
         if ours:
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_process(cli_module: str) -> NoReturn:
+    """A CLI as a process (``python -m``, the console scripts): ``cli_module``'s ``main()``, with
+    Ctrl-C one line and exit code 130 from its first import (torch takes seconds) to the exit.
+    Once the command is over, Ctrl-C ends the process at once: there is nothing left to keep,
+    and an interrupt raised in the interpreter's shutdown would print a traceback. (In the last
+    moments of that shutdown Python handles no signals, and Ctrl-C ends it as any program.)"""
+    ours = _set_ctrl_c(_raise_interrupted)
+    try:
+        code = importlib.import_module(cli_module).main()
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        code = 130
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, _exit_interrupted)
+    sys.exit(code)
 
 
 def run_command(command: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
@@ -87,7 +121,7 @@ def run_command(command: Callable[[], int], errors: tuple[type[BaseException], .
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted (Ctrl-C); completed work is kept", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away: point stdout at /dev/null so the interpreter's final flush is quiet.

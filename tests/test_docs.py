@@ -36,11 +36,16 @@ def test_every_command_has_a_description_and_an_example(package):
 
 
 def test_both_console_scripts_run_their_cli():
+    import subprocess
+    import sys
     from importlib.metadata import entry_points
 
     scripts = {e.name: e for e in entry_points(group="console_scripts") if e.name.startswith("mamba-tad-")}
-    assert scripts["mamba-tad-extract"].load().__module__ == "extract.cli"
-    assert scripts["mamba-tad-detect"].load().__module__ == "detect.cli"
+    for package in ("extract", "detect"):
+        assert scripts[f"mamba-tad-{package}"].value == f"{package}.__main__:main"  # as python -m
+        done = subprocess.run([Path(sys.executable).parent / f"mamba-tad-{package}", "--help"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and f"python -m {package}" in done.stdout, done.stderr
 
 
 def test_an_installed_package_finds_cards_configs_and_a_weights_cache_outside_a_checkout(monkeypatch, tmp_path):
