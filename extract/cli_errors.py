@@ -7,6 +7,7 @@ of dependencies are not shown: they are not the user's business and would preced
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import errno
 import importlib
@@ -94,11 +95,14 @@ def _ctrl_c_as_interrupted() -> Iterator[None]:
 
 def run_process(cli_module: str) -> NoReturn:
     """A CLI as a process (``python -m``, the console scripts): ``cli_module``'s ``main()``, with
-    Ctrl-C one line and exit code 130 from its first import (torch takes seconds) to the exit.
-    Once the command is over, Ctrl-C ends the process at once: there is nothing left to keep,
-    and an interrupt raised in the interpreter's shutdown would print a traceback. (In the last
-    moments of that shutdown Python handles no signals, and Ctrl-C ends it as any program.)"""
+    Ctrl-C one line and exit code 130 from its first import (torch takes seconds) until the
+    interpreter's exit handlers have run. Once the command is over, Ctrl-C ends the process at
+    once (an interrupt raised in the shutdown would print a traceback). After the exit handlers
+    Python runs no signal handlers, for the most of a second of unloading torch: Ctrl-C is
+    ignored there, and the process exits with the command's code, its work done."""
     ours = _set_ctrl_c(_raise_interrupted)
+    if ours:
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)  # registered first: runs last
     try:
         code = importlib.import_module(cli_module).main()
     except KeyboardInterrupt:

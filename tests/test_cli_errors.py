@@ -62,3 +62,23 @@ def test_ctrl_c_after_the_command_ends_the_process_with_130(tmp_path):
             return 0
     ''')
     assert (done.returncode, done.stdout, done.stderr.strip()) == (130, "result\n", INTERRUPTED)
+
+
+def test_ctrl_c_in_the_last_of_the_shutdown_leaves_the_commands_exit_code(tmp_path):
+    """After the exit handlers Python runs no signal handlers (unloading torch takes most of a
+    second there): Ctrl-C used to end the finished process by SIGINT, without a word."""
+    done = run_as_process(tmp_path, '''
+        import os, signal, time
+
+        class Late:
+            def __del__(self, os=os, signal=signal, time=time):  # torn down after Python's signal handling
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+
+        late = Late()
+
+        def main():
+            print("result")
+            return 0
+    ''')
+    assert (done.returncode, done.stdout, done.stderr) == (0, "result\n", "")
