@@ -5,8 +5,8 @@ At batch 1 an eager forward on a GPU is bound by kernel launches, not by arithme
 ``profile_detector.py``: wall time far above GPU busy time), and so is the eager training step,
 so fewer dispatched operators is what makes them faster. This counts the aten operators of one
 forward (``--mode forward``: THUMOS14 shape, 1 x 2048 x ``--length``, no padding) or of one
-training step as ``detect train`` takes it (``--mode train``: batch 2 x 2048 x ``--length``, the
-second video 78% valid; loss, backward, clipping, fused AdamW, EMA) on any device, the CPU
+training step as ``detect train`` takes it (``--mode train``: batch 2 x 2048 x ``--length``, at
+the default length the second video 78% valid; loss, backward, clipping, fused AdamW, EMA) on any device, the CPU
 included, grouped by name, with the lines that dispatch the most (``detect``'s, the optimizer's;
 "autograd" for backward formulas). Views (``view``, ``transpose``, ``expand``...) launch no kernel
 and are counted apart; so are the ``torch`` backend's reference scan loops (a few fused kernels on

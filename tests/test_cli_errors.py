@@ -51,8 +51,8 @@ def test_ctrl_c_while_the_cli_is_imported_is_one_line(tmp_path):
 
 
 def test_ctrl_c_after_the_command_ends_the_process_with_130(tmp_path):
-    """After the command, the interpreter's shutdown (DataLoader workers joined, files closed)
-    can take a moment; a Ctrl-C there used to end the process by SIGINT without a word."""
+    """After the command, the interpreter's exit handlers (DataLoader workers joined, files
+    closed) can take a moment; a Ctrl-C there used to print a traceback."""
     done = run_as_process(tmp_path, f'''
         import atexit
 
